@@ -1,0 +1,57 @@
+# Every target sets up what it needs first (scripts/setup.sh is idempotent and quick when nothing changed).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OTKLIK := $(VENV)/bin/otklik
+PYTEST_ARGS ?=
+
+.PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone lint typecheck \
+        build schemas seed clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup:  ## install everything: Python venv, standalone emulators (apt/npm/go)
+	@bash scripts/setup.sh
+
+run: setup  ## run the demo feed once through the whole local stack and print what happened
+	@$(OTKLIK) run
+
+dev: setup  ## keep the local stack up (Ctrl-C stops it)
+	@$(OTKLIK) dev
+
+test: setup  ## lint, type-check, then every test (unit, integration, e2e)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## fast tests with in-memory fakes
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup  ## adapters against real servers on loopback
+	@$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup  ## the whole local stack
+	@$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+test-standalone: setup  ## integration and e2e tests on the standalone (npm + pstest) emulators
+	@OTKLIK_EMULATORS=standalone $(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+lint: setup  ## ruff
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: setup  ## mypy --strict on shared/ and otklik/
+	@$(VENV)/bin/mypy
+
+build: setup  ## one deployable folder per function in build/functions/
+	@$(OTKLIK) build
+
+schemas: setup  ## regenerate docs/schemas/ from the message contracts
+	@$(OTKLIK) schemas
+
+seed: setup  ## validate config/ and load departments into Firestore (FIRESTORE_EMULATOR_HOST or real project)
+	@$(OTKLIK) seed
+
+clean:  ## remove build output and local state (keeps .venv and tools)
+	rm -rf build .otklik/dev .pytest_cache .mypy_cache .ruff_cache

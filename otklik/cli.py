@@ -1,0 +1,106 @@
+"""The ``otklik`` command: what the make targets call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from otklik import REPO_ROOT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otklik", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the demo feed once through the local stack and print a summary")
+    run.add_argument("--emulators", choices=["auto", "gcloud", "standalone"], default=None,
+                     help="which emulators (default: $OTKLIK_EMULATORS or auto)")
+    run.add_argument("--work-dir", type=Path, default=None, help="logs and rendered config (default: temp)")
+
+    dev = sub.add_parser("dev", help="keep the local stack up; ingest every --ingest-every seconds")
+    dev.add_argument("--emulators", choices=["auto", "gcloud", "standalone"], default=None)
+    dev.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".otklik" / "dev")
+    dev.add_argument("--ingest-every", type=float, default=60.0)
+
+    seed = sub.add_parser("seed", help="validate config files and load departments and rules into Firestore")
+    seed.add_argument("--config-dir", type=Path, default=REPO_ROOT / "config")
+    seed.add_argument("--check", action="store_true", help="only validate, write nothing")
+
+    schemas = sub.add_parser("schemas", help="write the JSON Schema of every message contract")
+    schemas.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "schemas")
+
+    build = sub.add_parser("build", help="build one deployable folder per function")
+    build.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "functions")
+
+    args = parser.parse_args(argv)
+    handler = {"run": _run, "dev": _dev, "seed": _seed, "schemas": _schemas, "build": _build}[args.command]
+    return handler(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from otklik.stack.demo import run_once
+    from otklik.stack.processes import install_signal_handlers
+
+    install_signal_handlers()
+    with tempfile.TemporaryDirectory(prefix="otklik-run-") as tmp:
+        work_dir = args.work_dir or Path(tmp)
+        summary = run_once(work_dir, args.emulators)
+    print(summary.render())
+    return 0 if summary.unaccounted == 0 and not summary.source_errors else 1
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from otklik.stack.local import LocalStack
+    from otklik.stack.processes import install_signal_handlers
+
+    install_signal_handlers()
+    with LocalStack(args.work_dir, emulators_kind=args.emulators) as stack:
+        assert stack.emulators is not None
+        print(f"Local stack up in {stack.started_in:.1f}s ({stack.emulators.kind} emulators). Ctrl-C stops it.")
+        for key, value in sorted(stack.function_env().items()):
+            if "TOKEN" not in key and "PASSWORD" not in key:
+                print(f"  {key}={value}")
+        for name, server in stack.servers.items():
+            print(f"  function {name:<9} {server.url}")
+        print(f"  webhook sink    {stack.webhooks.url}\n  SMTP sink       {stack.smtp.host}:{stack.smtp.port}")
+        print(f"  logs            {stack.log_dir}")
+        try:
+            while True:
+                report = stack.fire_ingest()
+                print(f"ingest: published {report['published']}", flush=True)
+                time.sleep(args.ingest_every)
+        except KeyboardInterrupt:
+            print("stopping")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from otklik.seed import seed
+
+    return seed(args.config_dir, write=not args.check)
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from shared.contracts import json_schemas
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (args.out / name).write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(args.out / name)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from otklik.build import build
+
+    for folder in build(args.out):
+        print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

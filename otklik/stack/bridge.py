@@ -1,0 +1,195 @@
+"""Pub/Sub -> function delivery as Eventarc does it in production, for emulators that have no push.
+
+Each message on a subscription is wrapped in the CloudEvent Eventarc sends for Pub/Sub
+(``google.cloud.pubsub.topic.v1.messagePublished``, binary content mode) and POSTed to the function. A 2xx
+answer acknowledges it; anything else is retried with the subscription's exponential backoff (scaled down
+locally by ``backoff_scale``) until ``max_delivery_attempts``, then the message goes to the dead-letter topic,
+exactly as the subscription's dead-letter policy does in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from google.cloud import pubsub_v1
+
+from otklik.stack.topology import Subscription
+from shared.entrypoints.pubsub_event import MESSAGE_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryRecord:
+    subscription: str
+    message_id: str
+    status: int | str  # HTTP status, or the transport error
+
+
+@dataclass
+class BridgeStats:
+    acked: Counter[str] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+
+
+def pubsub_cloudevent(project_id: str, sub: Subscription, message: Any) -> CloudEvent:
+    publish_time = message.publish_time
+    if isinstance(publish_time, datetime):
+        stamp = publish_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    else:
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    attributes = dict(message.attributes)
+    body = {
+        "message": {
+            "data": base64.b64encode(message.data).decode("ascii"),
+            "attributes": attributes,
+            "messageId": message.message_id,
+            "message_id": message.message_id,
+            "publishTime": stamp,
+            "publish_time": stamp,
+        },
+        "subscription": f"projects/{project_id}/subscriptions/{sub.name}",
+    }
+    return CloudEvent(
+        {
+            "type": MESSAGE_PUBLISHED,
+            "source": f"//pubsub.googleapis.com/projects/{project_id}/topics/{sub.topic}",
+            "id": message.message_id,
+            "time": stamp,
+            "datacontenttype": "application/json",
+        },
+        body,
+    )
+
+
+class EventarcBridge:
+    def __init__(
+        self,
+        project_id: str,
+        subscriptions: list[Subscription],
+        targets: dict[str, str],
+        backoff_scale: float = 0.01,
+        deliveries_per_message: int = 1,
+        timeout: float = 60.0,
+    ) -> None:
+        self.project_id = project_id
+        self.subscriptions = subscriptions
+        self.targets = targets
+        self.backoff_scale = backoff_scale
+        self.deliveries_per_message = deliveries_per_message
+        self.http = httpx.Client(timeout=timeout)
+        self.subscriber = pubsub_v1.SubscriberClient()
+        self.publisher = pubsub_v1.PublisherClient()
+        self.stats = BridgeStats()
+        self.records: list[DeliveryRecord] = []
+        self._attempts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._last_activity = time.monotonic()
+        self._futures: list[Any] = []
+
+    def start(self) -> EventarcBridge:
+        for sub in self.subscriptions:
+            path = self.subscriber.subscription_path(self.project_id, sub.name)
+            future = self.subscriber.subscribe(
+                path,
+                callback=lambda m, s=sub: self._deliver(s, m),  # type: ignore[misc]
+                flow_control=pubsub_v1.types.FlowControl(max_messages=8),
+            )
+            self._futures.append(future)
+        return self
+
+    def stop(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        for future in self._futures:
+            try:
+                future.result(timeout=10)
+            except Exception:  # noqa: S110 - cancelled futures raise; nothing to report on shutdown
+                pass
+        self._futures.clear()
+        self.subscriber.close()
+        self.http.close()
+
+    # --- delivery -------------------------------------------------------------------------------------
+
+    def _deliver(self, sub: Subscription, message: Any) -> None:
+        with self._lock:
+            self._inflight += 1
+            self._last_activity = time.monotonic()
+        try:
+            headers, body = to_binary(pubsub_cloudevent(self.project_id, sub, message))
+            url = self.targets[sub.push_to]
+            statuses = [self._post(sub, message.message_id, url, headers, body)
+                        for _ in range(self.deliveries_per_message)]
+            if all(isinstance(s, int) and 200 <= s < 300 for s in statuses):
+                message.ack()
+                with self._lock:
+                    self.stats.acked[sub.name] += 1
+            else:
+                self._retry_or_dead_letter(sub, message, statuses[-1])
+        except Exception:
+            log.exception("bridge failed on %s", message.message_id)
+            message.nack()
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                self._last_activity = time.monotonic()
+
+    def _post(self, sub: Subscription, message_id: str, url: str, headers: dict[str, str], body: bytes | None
+              ) -> int | str:
+        try:
+            status: int | str = self.http.post(url, headers=headers, content=body).status_code
+        except httpx.TransportError as exc:
+            status = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.records.append(DeliveryRecord(sub.name, message_id, status))
+        return status
+
+    def _retry_or_dead_letter(self, sub: Subscription, message: Any, status: int | str) -> None:
+        with self._lock:
+            self._attempts[message.message_id] += 1
+            attempt = self._attempts[message.message_id]
+        if attempt >= sub.max_delivery_attempts:
+            attributes = dict(message.attributes)
+            attributes["otklik_dead_letter_reason"] = f"{attempt} attempts, last answer {status}"
+            self.publisher.publish(
+                self.publisher.topic_path(self.project_id, sub.dead_letter_topic), message.data, **attributes
+            ).result(timeout=30)
+            message.ack()
+            with self._lock:
+                self.stats.dead_lettered[sub.name] += 1
+            return
+        delay = min(sub.max_backoff_seconds, sub.min_backoff_seconds * 2 ** (attempt - 1)) * self.backoff_scale
+        time.sleep(delay)
+        message.nack()
+        with self._lock:
+            self.stats.retried[sub.name] += 1
+
+    # --- waiting --------------------------------------------------------------------------------------
+
+    def handled(self, subscription: str) -> int:
+        with self._lock:
+            return self.stats.acked[subscription] + self.stats.dead_lettered[subscription]
+
+    def wait_idle(self, quiet: float = 1.0, timeout: float = 120.0) -> None:
+        """Return once nothing has been in flight for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = self._inflight == 0 and time.monotonic() - self._last_activity >= quiet
+            if idle:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"Pub/Sub delivery still busy after {timeout:.0f}s")

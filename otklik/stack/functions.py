@@ -1,0 +1,41 @@
+"""Each function served by functions-framework in its own process, as Cloud Run would run it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from otklik import REPO_ROOT
+from otklik.stack.processes import ManagedProcess, free_port, wait_for_port
+
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+NAMES = ("ingest", "classify", "route", "remind")
+
+
+@dataclass
+class FunctionServer:
+    name: str
+    url: str
+    process: ManagedProcess
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start(name: str, env: dict[str, str], log_dir: Path, source_dir: Path = FUNCTIONS_DIR) -> FunctionServer:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "functions_framework",
+        "--source", str(source_dir / name / "main.py"), "--target", name,
+        "--host", "127.0.0.1", "--port", str(port),
+    ]
+    full_env = dict(os.environ, **env, PYTHONUNBUFFERED="1")
+    proc = ManagedProcess(f"function-{name}", argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT)
+    try:
+        wait_for_port("127.0.0.1", port, 60, lambda: proc.alive)
+    except Exception as exc:
+        proc.stop()
+        raise RuntimeError(f"function {name} did not start:\n{proc.log_tail()}") from exc
+    return FunctionServer(name, f"http://127.0.0.1:{port}", proc)

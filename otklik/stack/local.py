@@ -1,0 +1,177 @@
+"""The whole system on one machine: emulators, the VK stand-in with the demo walls, a webhook sink, an SMTP
+sink, the four functions under functions-framework and Eventarc-like delivery between them."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import string
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from otklik import REPO_ROOT
+from otklik.stack import emulators as emulators_mod
+from otklik.stack import functions, topology
+from otklik.stack.bridge import EventarcBridge
+from otklik.stack.emulators import Emulators
+from otklik.standins.smtp import SmtpSink
+from otklik.standins.vk import DEMO_WALLS, VkStandIn
+from otklik.standins.webhook import WebhookSink
+
+DEMO_CONFIG = REPO_ROOT / "otklik" / "demo" / "config"
+# Only the VK stand-in knows it; it proves the connector sends the token it is configured with.
+DEMO_VK_TOKEN = "demo-vk-token-for-the-local-stand-in"  # noqa: S105 - not a secret: a local stand-in's
+
+
+def render_config(template_dir: Path, target: Path, values: dict[str, str]) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for src in template_dir.glob("*.yaml"):
+        text = string.Template(src.read_text(encoding="utf-8")).substitute(values)
+        (target / src.name).write_text(text, encoding="utf-8")
+    return target
+
+
+class LocalStack:
+    def __init__(
+        self,
+        work_dir: Path,
+        project_id: str = "otklik-local",
+        emulators: Emulators | None = None,
+        emulators_kind: str | None = None,
+        walls_file: Path = DEMO_WALLS,
+        deliveries_per_message: int = 1,
+        function_source_dir: Path = functions.FUNCTIONS_DIR,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.work_dir = work_dir
+        self.log_dir = work_dir / "logs"
+        self.project_id = project_id
+        self.emulators = emulators
+        self._own_emulators = emulators is None
+        self.emulators_kind = emulators_kind
+        self.walls_file = walls_file
+        self.deliveries_per_message = deliveries_per_message
+        self.function_source_dir = function_source_dir
+        self.extra_env = extra_env or {}
+        self.topology = topology.load()
+        self.servers: dict[str, functions.FunctionServer] = {}
+        self.bridge: EventarcBridge | None = None
+        self.started_in: float = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        began = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        return self
+
+    def _start(self) -> None:
+        if self.emulators is None:
+            self.emulators = emulators_mod.start(self.log_dir, self.emulators_kind)
+        # The Google clients in this process (topic set-up, the bridge, summaries) find the emulators here.
+        os.environ.update(self.emulators.env())
+        self.vk = VkStandIn(self.walls_file, token=DEMO_VK_TOKEN).start()
+        self.webhooks = WebhookSink().start()
+        self.smtp = SmtpSink().start()
+        self.config_dir = render_config(DEMO_CONFIG, self.work_dir / "config", {"WEBHOOK_SINK": self.webhooks.url})
+        topology.create_on_emulator(self.topology, self.project_id)
+        env = self.function_env()
+        with concurrent.futures.ThreadPoolExecutor(len(functions.NAMES)) as pool:
+            started = pool.map(
+                lambda n: functions.start(n, env, self.log_dir, self.function_source_dir), functions.NAMES
+            )
+            for server in started:
+                self.servers[server.name] = server
+        self.bridge = EventarcBridge(
+            self.project_id,
+            self.topology.subscriptions,
+            {name: server.url for name, server in self.servers.items()},
+            deliveries_per_message=self.deliveries_per_message,
+        ).start()
+
+    def function_env(self) -> dict[str, str]:
+        assert self.emulators is not None
+        return {
+            **self.emulators.env(),
+            **self.topology.settings_variables,
+            "OTKLIK_PROJECT_ID": self.project_id,
+            "OTKLIK_CONFIG_DIR": str(self.config_dir),
+            "OTKLIK_VK_API_BASE": self.vk.api_base,
+            "OTKLIK_VK_TOKEN": DEMO_VK_TOKEN,
+            "OTKLIK_SMTP_HOST": self.smtp.host,
+            "OTKLIK_SMTP_PORT": str(self.smtp.port),
+            "OTKLIK_SMTP_SECURITY": "none",
+            "OTKLIK_MAIL_FROM": "otklik@region.example",
+            "OTKLIK_LOCAL_MODE": "true",
+            **self.extra_env,
+        }
+
+    def stop(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+            self.bridge = None
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+        for name in ("smtp", "webhooks", "vk"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.stop()
+                delattr(self, name)
+        if self._own_emulators and self.emulators is not None:
+            self.emulators.stop()
+            self.emulators = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the timers, fired as Cloud Scheduler would -------------------------------------------------
+
+    def fire_ingest(self) -> dict[str, Any]:
+        return self._post("ingest", None)
+
+    def fire_remind(self, now: datetime | None = None) -> dict[str, Any]:
+        return self._post("remind", {"now": now.isoformat()} if now else None)
+
+    def _post(self, name: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        response = httpx.post(self.servers[name].url, json=body, timeout=120)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    # --- waiting and looking ------------------------------------------------------------------------
+
+    def firestore(self) -> Any:
+
+        return firestore.Client(project=self.project_id)
+
+    def wait_until_settled(self, posts_published: int, timeout: float = 120.0) -> None:
+        """Every published post handled by classify, no incident still waiting for routing, and Pub/Sub quiet."""
+        assert self.bridge is not None
+        posts_sub = next(s.name for s in self.topology.subscriptions if s.push_to == "classify")
+        deadline = time.monotonic() + timeout
+        db = self.firestore()
+        while time.monotonic() < deadline:
+            if self.bridge.handled(posts_sub) >= posts_published:
+                new = db.collection("incidents").where(filter=FieldFilter("status", "==", "new"))
+                waiting = int(new.count().get()[0][0].value)
+                if waiting == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            raise TimeoutError(f"the pipeline did not settle in {timeout:.0f}s; logs in {self.log_dir}")
+        self.bridge.wait_idle(quiet=0.5, timeout=max(1.0, deadline - time.monotonic()))

@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented on Firestore, Pub/Sub, HTTP (httpx) and SMTP."""

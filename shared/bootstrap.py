@@ -1,0 +1,202 @@
+"""Composition root: builds each function's service from configuration, once per instance.
+
+Clients are created lazily on first use (not at import), so a cold start pays only for what the function
+needs, and tests can point the environment at emulators before anything connects. ``reset()`` forgets them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from shared import logs
+from shared.config import Settings
+from shared.contracts import Contract, IncidentClassifiedV1, PostFetchedV1, decode
+from shared.domain.errors import PermanentError
+from shared.domain.models import Channel, utcnow
+from shared.entrypoints.pubsub_event import UnreadableEvent, inbound_from_cloudevent
+from shared.services.inbound import InboundHandler, MessageOutcome
+
+if TYPE_CHECKING:
+    import httpx
+    from google.cloud import firestore, pubsub_v1
+
+    from shared.services.classify import ClassifyService
+    from shared.services.ingest import IngestService
+    from shared.services.remind import RemindService
+    from shared.services.route import RouteService
+
+
+@cache
+def settings() -> Settings:
+    s = Settings()
+    logs.configure(s.log_level)
+    return s
+
+
+def clock() -> datetime:
+    return utcnow()
+
+
+@cache
+def firestore_client() -> firestore.Client:
+    from google.cloud import firestore
+
+    s = settings()
+    return firestore.Client(project=s.project_id, database=s.firestore_database)
+
+
+@cache
+def publisher_client() -> pubsub_v1.PublisherClient:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient()
+
+
+@cache
+def http_client() -> httpx.Client:
+    import httpx
+
+    return httpx.Client(timeout=settings().http_timeout_seconds, follow_redirects=False)
+
+
+@cache
+def inbound(stage: str) -> InboundHandler:
+    from shared.adapters.firestore import FirestoreQuarantine
+
+    return InboundHandler(
+        stage, FirestoreQuarantine(firestore_client()), clock, timedelta(seconds=settings().max_retry_age_seconds)
+    )
+
+
+@cache
+def classify_service() -> ClassifyService:
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.adapters.pubsub import PubSubPublisher
+    from shared.classifier.keywords import KeywordClassifier
+    from shared.services.classify import ClassifyService
+
+    s = settings()
+    return ClassifyService(
+        KeywordClassifier(),
+        FirestoreIncidents(firestore_client()),
+        PubSubPublisher(publisher_client(), s.project_id),
+        s.topic_incidents,
+        clock,
+    )
+
+
+@cache
+def route_service() -> RouteService:
+    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
+    from shared.adapters.webhook import WebhookSender
+    from shared.ports import ChannelSender
+    from shared.services.route import DeadlinePolicy, RouteService
+    from shared.services.routing import RuleDirectory
+
+    s = settings()
+    senders: dict[Channel, ChannelSender] = {Channel.WEBHOOK: WebhookSender(http_client(), s.local_mode)}
+    if s.smtp_host:
+        from shared.adapters.email import SmtpSender
+
+        senders[Channel.EMAIL] = SmtpSender(s)
+    return RouteService(
+        FirestoreIncidents(firestore_client()),
+        RuleDirectory(s.routing),
+        FirestoreNotifications(firestore_client()),
+        senders,
+        DeadlinePolicy(s.reply_deadline_hours, s.critical_reply_deadline_hours),
+        clock,
+        s.notification_lease_seconds,
+    )
+
+
+@cache
+def ingest_service() -> IngestService:
+    from shared.adapters.firestore import FirestoreCursors, FirestoreQuarantine
+    from shared.adapters.pubsub import PubSubPublisher
+    from shared.adapters.vk import VkClient, VkWallConnector
+    from shared.ports import SourceConnector
+    from shared.services.ingest import IngestService
+
+    s = settings()
+    token = s.vk_token.get_secret_value() if s.vk_token else None
+    vk = VkClient(http_client(), s.vk_api_base, token, s.vk_api_version)
+    connectors: list[SourceConnector] = [VkWallConnector(src, vk) for src in s.sources if src.kind == "vk_wall"]
+    return IngestService(
+        connectors,
+        FirestoreCursors(firestore_client()),
+        PubSubPublisher(publisher_client(), s.project_id),
+        FirestoreQuarantine(firestore_client()),
+        s.topic_posts,
+        clock,
+    )
+
+
+@cache
+def remind_service() -> RemindService:
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.services.remind import RemindService
+
+    return RemindService(FirestoreIncidents(firestore_client()), settings().remind_batch_size)
+
+
+def reset() -> None:
+    """Forget every client and service (tests change the environment between apps)."""
+    for factory in (settings, firestore_client, publisher_client, http_client, inbound, classify_service,
+                    route_service, ingest_service, remind_service):
+        factory.cache_clear()
+
+
+# --- what the functions' entry points call --------------------------------------------------------------
+
+
+def handle_pubsub_event(
+    stage: str, event_id: str, event_type: str, data: Any,
+    expected: tuple[type[Contract], ...], process: Callable[[Any], str],
+) -> MessageOutcome:
+    handler = inbound(stage)
+    try:
+        message = inbound_from_cloudevent(event_id, event_type, data)
+    except UnreadableEvent as exc:
+        return handler.to_quarantine(exc.message, str(exc))
+    return handler.handle(message, lambda m: process(decode(m.data, expected)))
+
+
+def on_post_fetched(event_id: str, event_type: str, data: Any) -> MessageOutcome:
+    return handle_pubsub_event(
+        "classify", event_id, event_type, data, (PostFetchedV1,), lambda m: classify_service().handle(m)
+    )
+
+
+def on_incident_classified(event_id: str, event_type: str, data: Any) -> MessageOutcome:
+    return handle_pubsub_event(
+        "route", event_id, event_type, data, (IncidentClassifiedV1,), lambda m: route_service().handle(m)
+    )
+
+
+def run_ingest() -> dict[str, Any]:
+    report = ingest_service().run()
+    return {"published": report.published, "sources": [dataclasses.asdict(s) for s in report.sources]}
+
+
+def run_remind(body: dict[str, Any] | None) -> dict[str, Any]:
+    now = clock()
+    override = (body or {}).get("now")
+    if override is not None:
+        # Local stack and tests drive the clock; production ignores nothing silently: it refuses.
+        if not settings().local_mode:
+            raise PermanentError("'now' is accepted only with OTKLIK_LOCAL_MODE=true")
+        now = datetime.fromisoformat(str(override))
+        if now.tzinfo is None:
+            raise PermanentError("'now' must carry a time zone")
+    report = remind_service().run(now)
+    return {
+        "now": report.now.isoformat(),
+        "checked": report.checked,
+        "flagged": report.flagged,
+        "more_pending": report.more_pending,
+    }

@@ -1,0 +1,169 @@
+"""Configuration: environment variables (pydantic-settings) and the operators' YAML files.
+
+Every variable is listed in the README's configuration table; ``tests/unit/test_config.py`` fails when one is
+missing there. Secrets (tokens, passwords) are ``SecretStr`` so they never reach a log or a repr; in
+production they come from Secret Manager as secret environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain.errors import ConfigError
+from shared.domain.models import Department, RoutingRule
+
+# Beside the deployed function (build/functions/<name>/config) and at the repo root in development.
+_DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OTKLIK_", extra="ignore", frozen=True)
+
+    project_id: str = Field(
+        default="otklik-local",
+        validation_alias=AliasChoices("OTKLIK_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
+        description="Google Cloud project of Firestore and Pub/Sub (or GOOGLE_CLOUD_PROJECT)",
+    )
+    firestore_database: str = Field(default="(default)", description="Firestore database id")
+    config_dir: Path = Field(
+        default=_DEFAULT_CONFIG_DIR, description="folder with sources.yaml and departments.yaml"
+    )
+    topic_posts: str = Field(default="otklik-posts", description="topic ingest publishes fetched posts to")
+    topic_incidents: str = Field(
+        default="otklik-incidents", description="topic classify publishes stored incidents to"
+    )
+    vk_api_base: str = Field(default="https://api.vk.com", description="VK API base URL")
+    vk_api_version: str = Field(default="5.199", description="VK API version sent as v=")
+    vk_token: SecretStr | None = Field(default=None, description="VK access token (secret)")
+    http_timeout_seconds: float = Field(default=10.0, gt=0, description="timeout of outgoing HTTP calls")
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications")
+    smtp_port: int = Field(default=587, description="SMTP port")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="starttls, ssl or none (none only on loopback sinks)"
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret)")
+    mail_from: str = Field(default="otklik@localhost", description="From: address of notifications")
+    reply_deadline_hours: float = Field(default=24.0, gt=0, description="first-reply deadline after routing")
+    critical_reply_deadline_hours: float = Field(
+        default=4.0, gt=0, description="first-reply deadline of critical (dangerous) incidents"
+    )
+    remind_batch_size: int = Field(default=200, gt=0, description="incidents remind handles per run")
+    notification_lease_seconds: float = Field(
+        default=60.0, gt=0, description="how long a claimed notification is not sent by another worker"
+    )
+    max_retry_age_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a message still failing this long after publish is quarantined instead of retried",
+    )
+    local_mode: bool = Field(
+        default=False,
+        description="development only: remind accepts a clock override, webhooks may use http and loopback",
+    )
+    log_level: str = Field(default="INFO", description="log level of the JSON logs")
+
+    @cached_property
+    def sources(self) -> list[SourceConfig]:
+        return load_sources(self.config_dir / "sources.yaml")
+
+    @cached_property
+    def routing(self) -> RoutingConfig:
+        return load_routing(self.config_dir / "departments.yaml")
+
+
+class _ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_ConfigModel):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    kind: Literal["vk_wall"]
+    owner_id: int | None = Field(default=None, description="VK community id, negative")
+    domain: str | None = Field(default=None, description="VK short name, instead of owner_id")
+    municipality: str | None = None
+    max_posts_first_run: int = Field(default=100, gt=0, description="backfill on the very first fetch")
+    enabled: bool = True
+
+    @field_validator("owner_id")
+    @classmethod
+    def _community_is_negative(cls, value: int | None) -> int | None:
+        if value is not None and value >= 0:
+            raise ValueError("a VK community's owner_id is negative (-<group id>)")
+        return value
+
+
+class RoutingConfig(_ConfigModel):
+    departments: tuple[Department, ...]
+    rules: tuple[RoutingRule, ...] = ()
+    fallback: str = Field(description="department that gets what no rule matches: the regional coordinator")
+
+    @field_validator("departments")
+    @classmethod
+    def _unique_ids(cls, value: tuple[Department, ...]) -> tuple[Department, ...]:
+        seen: set[str] = set()
+        for dep in value:
+            if dep.id in seen:
+                raise ValueError(f"department id {dep.id!r} appears twice")
+            seen.add(dep.id)
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        known = {d.id for d in self.departments}
+        if self.fallback not in known:
+            raise ValueError(f"fallback department {self.fallback!r} is not in departments")
+        for i, rule in enumerate(self.rules):
+            missing = [d for d in rule.departments if d not in known]
+            if missing:
+                raise ValueError(f"rules[{i}] names unknown departments {missing}")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found (set OTKLIK_CONFIG_DIR)") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _explain(path: Path, exc: ValidationError) -> ConfigError:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return ConfigError("\n".join(lines))
+
+
+class _SourcesFile(_ConfigModel):
+    sources: tuple[SourceConfig, ...]
+
+
+def load_sources(path: Path) -> list[SourceConfig]:
+    try:
+        parsed = _SourcesFile.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise _explain(path, exc) from exc
+    ids = [s.id for s in parsed.sources]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: source ids must be unique, repeated: {dupes}")
+    for s in parsed.sources:
+        if (s.owner_id is None) == (s.domain is None):
+            raise ConfigError(f"{path}: source {s.id!r}: give exactly one of owner_id and domain")
+    return [s for s in parsed.sources if s.enabled]
+
+
+def load_routing(path: Path) -> RoutingConfig:
+    try:
+        return RoutingConfig.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise _explain(path, exc) from exc

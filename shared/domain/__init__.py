@@ -1,0 +1,1 @@
+"""The domain model: posts, classifications, incidents and their lifecycle, departments, notifications."""

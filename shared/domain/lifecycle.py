@@ -1,0 +1,54 @@
+"""The incident status lifecycle: new -> routed -> acknowledged -> answered -> closed, plus rejected/irrelevant.
+
+Transitions are explicit so a late or replayed message cannot move an incident backwards by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.domain.errors import InvalidTransition
+from shared.domain.models import HistoryEvent, Incident, IncidentStatus, StatusChange
+
+S = IncidentStatus
+
+ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
+    S.NEW: frozenset({S.ROUTED, S.REJECTED, S.IRRELEVANT}),
+    # routed -> routed: re-routing after an operator corrects the category or municipality
+    S.ROUTED: frozenset({S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED, S.REJECTED, S.IRRELEVANT}),
+    S.ACKNOWLEDGED: frozenset({S.ROUTED, S.ANSWERED, S.REJECTED}),
+    # answered -> routed: the author says it is not fixed, the incident is reopened
+    S.ANSWERED: frozenset({S.CLOSED, S.ROUTED}),
+    S.CLOSED: frozenset({S.ROUTED}),
+    S.REJECTED: frozenset({S.ROUTED}),
+    # an operator decides a post dismissed as chatter is a complaint after all
+    S.IRRELEVANT: frozenset({S.NEW, S.ROUTED}),
+}
+
+OPEN_FOR_REPLY = (S.NEW, S.ROUTED, S.ACKNOWLEDGED)
+
+
+def can_transition(current: IncidentStatus, target: IncidentStatus) -> bool:
+    return target in ALLOWED[current]
+
+
+def transition(
+    incident: Incident, target: IncidentStatus, *, at: datetime, actor: str, note: str = "", **changes: object
+) -> Incident:
+    """Return the incident moved to ``target`` with the change recorded in its history."""
+    if not can_transition(incident.status, target):
+        raise InvalidTransition(f"incident {incident.id}: {incident.status} -> {target} is not allowed")
+    change = StatusChange(status=target, at=at, actor=actor, note=note)
+    return incident.model_copy(
+        update={
+            "status": target,
+            "status_history": (*incident.status_history, change),
+            "updated_at": at,
+            **changes,
+        }
+    )
+
+
+def record_event(incident: Incident, kind: str, *, at: datetime, actor: str, note: str = "", **changes: object) -> Incident:
+    event = HistoryEvent(kind=kind, at=at, actor=actor, note=note)
+    return incident.model_copy(update={"events": (*incident.events, event), "updated_at": at, **changes})

@@ -1,0 +1,187 @@
+"""Domain model (pydantic v2). Times are always timezone-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+
+from shared.domain.ids import incident_id_for
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a time zone")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+class Model(BaseModel):
+    """Base: unknown fields are errors, so a typo in a message or a config file is reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Geo(Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Attachment(Model):
+    kind: str = Field(description="photo, video, link, doc, ... as the network names it")
+    url: str
+
+
+class Post(Model):
+    """A citizen's post or comment exactly as a source connector fetched it, normalised across networks."""
+
+    source: str = Field(min_length=1, description="network kind: vk, telegram, ok, rss, inbox, ...")
+    community: str = Field(min_length=1, description="wall / chat / feed id within the network")
+    post_id: str = Field(min_length=1)
+    author_id: str | None = None
+    text: str
+    published_at: UtcDatetime
+    url: str
+    geo: Geo | None = None
+    attachments: tuple[Attachment, ...] = ()
+    parent_post_id: str | None = Field(default=None, description="for comments: the post they answer")
+    source_id: str | None = Field(default=None, description="the configured source that fetched it")
+    municipality_hint: str | None = Field(
+        default=None, description="municipality the configured source belongs to"
+    )
+
+    @property
+    def incident_id(self) -> str:
+        return incident_id_for(self.source, self.community, self.post_id)
+
+
+class Priority(StrEnum):
+    CRITICAL = "critical"  # immediate physical hazard: handled first
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Classification(Model):
+    category: str
+    is_complaint: bool
+    danger: bool = False
+    priority: Priority = Priority.NORMAL
+    municipality: str | None = None
+    places: tuple[str, ...] = ()
+    confidence: float = Field(ge=0, le=1)
+    evidence: tuple[str, ...] = Field(default=(), description="words or rules that decided it")
+    classifier: str = Field(description="name and version of the classifier that decided")
+
+
+class IncidentStatus(StrEnum):
+    NEW = "new"
+    ROUTED = "routed"
+    ACKNOWLEDGED = "acknowledged"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    IRRELEVANT = "irrelevant"
+
+
+class StatusChange(Model):
+    status: IncidentStatus
+    at: UtcDatetime
+    actor: str = Field(description="function or person that made the change")
+    note: str = ""
+
+
+class HistoryEvent(Model):
+    """Something that happened to an incident without changing its status (overdue, reminder, ...)."""
+
+    kind: str
+    at: UtcDatetime
+    actor: str
+    note: str = ""
+
+
+class Incident(Model):
+    id: str
+    post: Post
+    classification: Classification
+    status: IncidentStatus
+    status_history: tuple[StatusChange, ...]
+    events: tuple[HistoryEvent, ...] = ()
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    department_ids: tuple[str, ...] = ()
+    routed_at: UtcDatetime | None = None
+    reply_due_at: UtcDatetime | None = None
+    overdue: bool = False
+    overdue_at: UtcDatetime | None = None
+
+
+class Channel(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+
+
+class Department(Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    municipality: str | None = Field(default=None, description="None: the whole region")
+    categories: tuple[str, ...] = ()
+    webhook_url: HttpUrl | None = None
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    timezone: str = "Europe/Moscow"
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        found = []
+        if self.webhook_url is not None:
+            found.append(Channel.WEBHOOK)
+        if self.email is not None:
+            found.append(Channel.EMAIL)
+        return tuple(found)
+
+
+class RoutingRule(Model):
+    """(category, municipality, priority) -> departments. None matches anything; the most specific rule wins."""
+
+    category: str | None = None
+    municipality: str | None = None
+    priority: Priority | None = None
+    departments: tuple[str, ...] = Field(min_length=1)
+
+    @property
+    def specificity(self) -> int:
+        return sum(x is not None for x in (self.category, self.municipality, self.priority))
+
+    def matches(self, category: str, municipality: str | None, priority: Priority) -> bool:
+        return (
+            (self.category is None or self.category == category)
+            and (self.municipality is None or self.municipality == municipality)
+            and (self.priority is None or self.priority == priority)
+        )
+
+
+class NotificationStatus(StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # permanent: a 4xx answer, a rejected address
+
+
+class Notification(Model):
+    id: str
+    incident_id: str
+    department_id: str
+    channel: Channel
+    kind: str = Field(description="new_incident, reminder, ...")
+    status: NotificationStatus
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_at: UtcDatetime | None = None
+    sent_at: UtcDatetime | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Glue between functions-framework requests and the services; used by ``functions/*/main.py``."""

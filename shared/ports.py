@@ -1,0 +1,132 @@
+"""Ports: the small interfaces the services need from the outside world.
+
+Adapters implement them for Firestore, Pub/Sub, HTTP and SMTP (``shared.adapters``); tests implement them in
+memory (``tests/fakes.py``). Services never import an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from shared.contracts import Contract
+from shared.domain.models import Department, Incident, Notification, NotificationStatus, Post
+
+
+class IncidentRepository(Protocol):
+    def create(self, incident: Incident) -> bool:
+        """Store a new incident. False (and no change) if one with that id exists: the post was replayed."""
+
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def update(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> Incident | None:
+        """Atomically read, apply ``change`` and write. ``change`` returns None to leave the incident as is.
+        Returns the incident as stored afterwards, or None if there is no such incident."""
+
+    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
+        """Open incidents whose first-reply deadline has passed and that are not yet flagged overdue,
+        oldest deadline first."""
+
+
+class CursorStore(Protocol):
+    def get(self, source_id: str) -> dict[str, Any] | None: ...
+
+    def set(self, source_id: str, cursor: dict[str, Any]) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, messages: Sequence[Contract]) -> list[str]:
+        """Publish and wait until every message is accepted by Pub/Sub; return their ids. Raises on failure."""
+
+
+@dataclass(frozen=True)
+class QuarantinedMessage:
+    id: str = field(metadata={"doc": "deterministic: a replayed bad message overwrites its own record"})
+    stage: str
+    reason: str
+    payload: str
+    attributes: dict[str, str]
+    received_at: datetime
+
+
+class Quarantine(Protocol):
+    def put(self, item: QuarantinedMessage) -> None: ...
+
+
+class ClaimState(StrEnum):
+    GRANTED = "granted"  # send it now
+    DONE = "done"  # sent, or failed for good: nothing to do
+    BUSY = "busy"  # another worker claimed it less than a lease ago
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: ClaimState
+    notification: Notification
+
+    @property
+    def granted(self) -> bool:
+        return self.state is ClaimState.GRANTED
+
+
+def decide_claim(current: Notification, lease_seconds: float, now: datetime) -> Claim:
+    """The claim rule every NotificationLog applies atomically to the stored record (or a fresh one)."""
+    if current.status is not NotificationStatus.SENDING:
+        return Claim(ClaimState.DONE, current)
+    if current.claimed_at is not None and now - current.claimed_at < timedelta(seconds=lease_seconds):
+        return Claim(ClaimState.BUSY, current)
+    claimed = current.model_copy(update={"claimed_at": now, "attempts": current.attempts + 1})
+    return Claim(ClaimState.GRANTED, claimed)
+
+
+class NotificationLog(Protocol):
+    def claim(self, notification: Notification, lease_seconds: float, now: datetime) -> Claim:
+        """Atomically apply ``decide_claim`` to the stored record, or to ``notification`` if none is stored,
+        and store the result when granted."""
+
+    def save(self, notification: Notification) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item a source returned that cannot be read as a post: kept in quarantine, not dropped."""
+
+    key: str
+    payload: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    posts: list[Post]
+    cursor: dict[str, Any]
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class SourceConnector(Protocol):
+    source_id: str
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        """Posts newer than ``cursor``, oldest first, and the cursor to store once they are published."""
+
+
+class DepartmentDirectory(Protocol):
+    def departments_for(self, incident: Incident) -> list[Department]: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    department: Department
+    incident: Incident
+    event_id: str
+
+
+class ChannelSender(Protocol):
+    def send(self, delivery: Delivery) -> None:
+        """Deliver, or raise TransientError (worth retrying) / PermanentError (will never work)."""
+
+
+Clock = Callable[[], datetime]

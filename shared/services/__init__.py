@@ -1,0 +1,1 @@
+"""Use cases of the four functions, written against ``shared.ports`` only."""

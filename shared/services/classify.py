@@ -1,0 +1,72 @@
+"""classify: decide what a post is about, store it as an incident (once), and hand complaints to routing."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from shared.contracts import IncidentClassifiedV1, PostFetchedV1
+from shared.domain.models import Classification, Incident, IncidentStatus, Post, StatusChange
+from shared.ports import Clock, IncidentRepository, Publisher
+
+log = logging.getLogger(__name__)
+ACTOR = "classify"
+
+
+class Classifier(Protocol):
+    name: str
+
+    def classify(self, post: Post) -> Classification: ...
+
+
+class ClassifyService:
+    def __init__(
+        self, classifier: Classifier, incidents: IncidentRepository, publisher: Publisher, topic: str, clock: Clock
+    ) -> None:
+        self.classifier = classifier
+        self.incidents = incidents
+        self.publisher = publisher
+        self.topic = topic
+        self.clock = clock
+
+    def handle(self, message: PostFetchedV1) -> str:
+        post = message.post
+        now = self.clock()
+        classification = self.classifier.classify(post)
+        history = [StatusChange(status=IncidentStatus.NEW, at=now, actor=ACTOR)]
+        status = IncidentStatus.NEW
+        if not classification.is_complaint:
+            status = IncidentStatus.IRRELEVANT
+            history.append(StatusChange(status=status, at=now, actor=ACTOR, note="not a complaint"))
+        incident = Incident(
+            id=post.incident_id,
+            post=post,
+            classification=classification,
+            status=status,
+            status_history=tuple(history),
+            created_at=now,
+            updated_at=now,
+        )
+        created = self.incidents.create(incident)
+        if not created:
+            # A replay. Keep what is stored (an operator may have corrected it) and only finish the hand-off.
+            stored = self.incidents.get(incident.id)
+            if stored is None:  # deleted in between: nothing left to hand off
+                return f"incident {incident.id} vanished"
+            incident = stored
+        if incident.status is IncidentStatus.NEW:
+            # Also on a replay: the earlier attempt may have stored the incident and died before publishing.
+            self.publisher.publish(self.topic, [to_message(incident)])
+        return f"incident {incident.id} {'created' if created else 'exists'} ({incident.status})"
+
+
+def to_message(incident: Incident) -> IncidentClassifiedV1:
+    c = incident.classification
+    return IncidentClassifiedV1(
+        incident_id=incident.id,
+        category=c.category,
+        priority=c.priority,
+        danger=c.danger,
+        municipality=c.municipality,
+        classified_at=incident.created_at,
+    )
