@@ -13,6 +13,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from otklik.standins.http import LoopbackServer, QuietHandler
 
+# Texts as https://dev.vk.com/ru/reference/errors gives them.
+VK_ERROR_MESSAGES = {
+    1: "Unknown error occurred",
+    5: "User authorization failed: invalid access_token (4).",
+    6: "Too many requests per second",
+    9: "Flood control",
+    10: "Internal server error",
+    15: "Access denied",
+    29: "Rate limit reached",
+}
 DEMO_WALLS = Path(__file__).resolve().parent.parent / "demo" / "data" / "vk_walls.json"
 
 
@@ -22,6 +32,7 @@ class VkStandIn(LoopbackServer):
         self.token = token
         self.lock = threading.Lock()
         self.calls: list[dict[str, str]] = []
+        self.failures: list[tuple[str, int]] = []  # ("vk", error code) or ("http", status), consumed in order
         self.walls: dict[int, dict[str, Any]] = {}
         data = json.loads(walls_file.read_text(encoding="utf-8"))
         for community in data["communities"]:
@@ -38,6 +49,11 @@ class VkStandIn(LoopbackServer):
             items = self.walls[owner_id]["items"]
             at = 1 if items and items[0].get("is_pinned") else 0
             items.insert(at, item)
+
+    def fail_next(self, *, vk_error: int | None = None, http_status: int | None = None) -> None:
+        """The next call answers with this VK error object (e.g. 6: too many requests) or HTTP status."""
+        with self.lock:
+            self.failures.append(("vk", vk_error) if vk_error is not None else ("http", http_status or 500))
 
     def all_posts(self) -> list[tuple[int, dict[str, Any]]]:
         return [(oid, item) for oid, wall in self.walls.items() for item in wall["items"]]
@@ -57,7 +73,14 @@ class _VkHandler(QuietHandler):
         method = urlsplit(self.path).path.removeprefix("/method/")
         with owner.lock:
             owner.calls.append({"method": method, **{k: v for k, v in params.items() if k != "access_token"}})
+            failure = owner.failures.pop(0) if owner.failures else None
+        if failure is not None and failure[0] == "http":
+            self.reply(failure[1], b"<html><body>Bad Gateway</body></html>", "text/html")
+            return
         answer = self._dispatch(owner, method, params)
+        if failure is not None:
+            answer = {"error": {"error_code": failure[1], "error_msg": VK_ERROR_MESSAGES.get(failure[1], "Error"),
+                                "request_params": [{"key": "method", "value": method}]}}
         self.reply(200, json.dumps(answer, ensure_ascii=False).encode("utf-8"))
 
     def _dispatch(self, owner: VkStandIn, method: str, params: dict[str, str]) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from shared.domain.categories import PRIORITY_NAMES, category_name
-from shared.domain.models import Department, Incident
+from shared.domain.models import Department, Incident, Priority
 
 
 def incident_email(incident: Incident, department: Department) -> tuple[str, str]:
     c = incident.classification
     tz = ZoneInfo(department.timezone)
-    urgent = "СРОЧНО: " if c.danger else ""
+    urgent = "СРОЧНО: " if c.danger or c.priority is Priority.CRITICAL else ""
     subject = f"{urgent}Обращение жителя: {category_name(c.category)}"
     if c.municipality:
         subject += f" ({c.municipality})"

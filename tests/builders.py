@@ -1,0 +1,48 @@
+"""Small builders of domain objects for tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.domain.models import Classification, Incident, IncidentStatus, Post, Priority, StatusChange
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def make_post(post_id: str = "1", text: str = "На ул. Советской огромная яма!", **kw: object) -> Post:
+    fields: dict[str, object] = {
+        "source": "vk",
+        "community": "-210000001",
+        "post_id": post_id,
+        "author_id": "1001",
+        "text": text,
+        "published_at": T0,
+        "url": f"https://vk.com/wall-210000001_{post_id}",
+        "municipality_hint": "shakhty",
+    }
+    fields.update(kw)
+    return Post.model_validate(fields)
+
+
+def make_incident(
+    post_id: str = "1",
+    status: IncidentStatus = IncidentStatus.NEW,
+    category: str = "roads",
+    priority: Priority = Priority.NORMAL,
+    **kw: object,
+) -> Incident:
+    post = make_post(post_id)
+    fields: dict[str, object] = {
+        "id": post.incident_id,
+        "post": post,
+        "classification": Classification(
+            category=category, is_complaint=True, priority=priority, municipality="shakhty",
+            confidence=0.9, classifier="test",
+        ),
+        "status": status,
+        "status_history": (StatusChange(status=status, at=T0, actor="test"),),
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(kw)
+    return Incident.model_validate(fields)

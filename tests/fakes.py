@@ -1,0 +1,135 @@
+"""In-memory implementations of the ports, for fast unit tests of the services. Never a substitute for the
+integration tests against the emulators."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.contracts import Contract
+from shared.domain.errors import TransientError
+from shared.domain.lifecycle import OPEN_FOR_REPLY
+from shared.domain.models import Incident, Notification
+from shared.ports import Claim, Delivery, FetchResult, QuarantinedMessage, decide_claim
+
+
+class MemoryIncidents:
+    def __init__(self) -> None:
+        self.items: dict[str, Incident] = {}
+        self.lock = threading.Lock()
+
+    def create(self, incident: Incident) -> bool:
+        with self.lock:
+            if incident.id in self.items:
+                return False
+            self.items[incident.id] = incident
+            return True
+
+    def get(self, incident_id: str) -> Incident | None:
+        return self.items.get(incident_id)
+
+    def update(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> Incident | None:
+        with self.lock:
+            current = self.items.get(incident_id)
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is None:
+                return current
+            self.items[incident_id] = changed
+            return changed
+
+    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
+        due = [
+            i for i in self.items.values()
+            if i.status in OPEN_FOR_REPLY and not i.overdue and i.reply_due_at is not None and i.reply_due_at <= now
+        ]
+        return sorted(due, key=lambda i: i.reply_due_at or now)[:limit]
+
+
+class MemoryCursors:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get(self, source_id: str) -> dict[str, Any] | None:
+        return self.items.get(source_id)
+
+    def set(self, source_id: str, cursor: dict[str, Any]) -> None:
+        self.items[source_id] = dict(cursor)
+
+
+class MemoryPublisher:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Contract]] = []
+        self.fail_with: Exception | None = None
+
+    def publish(self, topic: str, messages: Sequence[Contract]) -> list[str]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        ids = []
+        for m in messages:
+            self.published.append((topic, m))
+            ids.append(str(len(self.published)))
+        return ids
+
+    def on(self, topic: str) -> list[Contract]:
+        return [m for t, m in self.published if t == topic]
+
+
+class MemoryQuarantine:
+    def __init__(self) -> None:
+        self.items: dict[str, QuarantinedMessage] = {}
+
+    def put(self, item: QuarantinedMessage) -> None:
+        self.items[item.id] = item
+
+
+class MemoryNotifications:
+    def __init__(self) -> None:
+        self.items: dict[str, Notification] = {}
+        self.lock = threading.Lock()
+
+    def claim(self, notification: Notification, lease_seconds: float, now: datetime) -> Claim:
+        with self.lock:
+            claim = decide_claim(self.items.get(notification.id, notification), lease_seconds, now)
+            if claim.granted:
+                self.items[notification.id] = claim.notification
+            return claim
+
+    def save(self, notification: Notification) -> None:
+        with self.lock:
+            self.items[notification.id] = notification
+
+
+class RecordingSender:
+    """A channel that records deliveries and fails the next ``failures`` of them with ``error``."""
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+        self.failures = 0
+        self.error: Exception = TransientError("receiver unavailable")
+
+    def send(self, delivery: Delivery) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.error
+        self.sent.append(delivery)
+
+
+class ListConnector:
+    """A source that returns the posts given to it, newer than the cursor; optionally fails."""
+
+    def __init__(self, source_id: str, posts: list[Any], fail: Exception | None = None) -> None:
+        self.source_id = source_id
+        self.posts = posts
+        self.fail = fail
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        if self.fail is not None:
+            raise self.fail
+        last = int((cursor or {}).get("last_post_id", 0))
+        fresh = [p for p in self.posts if int(p.post_id) > last]
+        newest = max([last, *(int(p.post_id) for p in fresh)])
+        return FetchResult(posts=fresh, cursor={"last_post_id": newest})

@@ -1,0 +1,98 @@
+"""The Firestore adapters against the Firestore emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from google.cloud import firestore
+
+from shared.adapters.firestore import (
+    FirestoreCursors,
+    FirestoreIncidents,
+    FirestoreNotifications,
+    FirestoreQuarantine,
+)
+from shared.domain.lifecycle import transition
+from shared.domain.models import Channel, IncidentStatus, Notification, NotificationStatus
+from shared.ports import ClaimState, QuarantinedMessage
+from tests.builders import T0, make_incident
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db(project_id: str) -> firestore.Client:
+    return firestore.Client(project=project_id)
+
+
+def test_incident_is_created_once_and_reads_back_equal(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    incident = make_incident("10")
+    assert incidents.create(incident) is True
+    assert incidents.create(incident.model_copy(update={"status": IncidentStatus.IRRELEVANT})) is False
+    assert incidents.get(incident.id) == incident
+    assert incidents.get("no-such-incident") is None
+
+
+def test_update_applies_the_change_atomically_and_none_leaves_it(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    incident = make_incident("11")
+    incidents.create(incident)
+    routed = incidents.update(
+        incident.id, lambda i: transition(i, IncidentStatus.ROUTED, at=T0, actor="test", department_ids=("a",))
+    )
+    assert routed is not None and routed.status is IncidentStatus.ROUTED
+    assert incidents.update(incident.id, lambda i: None) == routed
+    stored = incidents.get(incident.id)
+    assert stored is not None
+    assert [c.status for c in stored.status_history] == [IncidentStatus.NEW, IncidentStatus.ROUTED]
+    assert stored.department_ids == ("a",)
+    assert incidents.update("missing", lambda i: i) is None
+
+
+def test_due_for_reply_finds_open_unflagged_incidents_past_deadline_oldest_first(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    due_late = make_incident("1", IncidentStatus.ROUTED, reply_due_at=T0 - timedelta(hours=2))
+    due_early = make_incident("2", IncidentStatus.ACKNOWLEDGED, reply_due_at=T0 - timedelta(hours=5))
+    not_yet = make_incident("3", IncidentStatus.ROUTED, reply_due_at=T0 + timedelta(hours=1))
+    answered = make_incident("4", IncidentStatus.ANSWERED, reply_due_at=T0 - timedelta(hours=9))
+    flagged = make_incident("5", IncidentStatus.ROUTED, reply_due_at=T0 - timedelta(hours=9), overdue=True)
+    for i in (due_late, due_early, not_yet, answered, flagged):
+        incidents.create(i)
+    found = incidents.due_for_reply(T0, limit=10)
+    assert [i.id for i in found] == [due_early.id, due_late.id]
+    assert [i.id for i in incidents.due_for_reply(T0, limit=1)] == [due_early.id]
+
+
+def test_cursor_round_trip(db: firestore.Client) -> None:
+    cursors = FirestoreCursors(db)
+    assert cursors.get("vk-a") is None
+    cursors.set("vk-a", {"last_post_id": 42})
+    cursors.set("vk-a", {"last_post_id": 43})
+    assert cursors.get("vk-a") == {"last_post_id": 43}
+
+
+def test_quarantine_keeps_one_record_per_message(db: firestore.Client) -> None:
+    quarantine = FirestoreQuarantine(db)
+    item = QuarantinedMessage("classify.1", "classify", "not JSON", "garbage", {"a": "b"}, T0)
+    quarantine.put(item)
+    quarantine.put(item)
+    docs = [d.to_dict() for d in db.collection("quarantine").stream()]
+    assert len(docs) == 1
+    assert docs[0]["reason"] == "not JSON" and docs[0]["payload"] == "garbage"
+
+
+def test_notification_claim_is_granted_once_busy_within_lease_done_when_sent(db: firestore.Client) -> None:
+    log = FirestoreNotifications(db)
+    fresh = Notification(
+        id="n1", incident_id="i", department_id="d", channel=Channel.WEBHOOK, kind="new_incident",
+        status=NotificationStatus.SENDING,
+    )
+    first = log.claim(fresh, lease_seconds=60, now=T0)
+    assert first.state is ClaimState.GRANTED and first.notification.attempts == 1
+    assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(seconds=30)).state is ClaimState.BUSY
+    again = log.claim(fresh, lease_seconds=60, now=T0 + timedelta(seconds=61))
+    assert again.state is ClaimState.GRANTED and again.notification.attempts == 2
+    log.save(again.notification.model_copy(update={"status": NotificationStatus.SENT}))
+    assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(hours=1)).state is ClaimState.DONE
