@@ -1,0 +1,41 @@
+"""``make run`` is ``otklik run``: the demo through the whole stack, a summary, exit 0, nothing left running."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+STACK_PROCESSES = re.compile(
+    r"functions_framework|cloud_firestore_emulator|cloud-pubsub-emulator|CloudFirestore|pubsub-emulator|"
+    r"pstest-server|firestore_emulator\.js"
+)
+
+
+def stack_processes() -> set[str]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return {line.strip() for line in out.splitlines() if STACK_PROCESSES.search(line)}
+
+
+def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -> None:
+    otklik = Path(sys.executable).with_name("otklik")
+    before = stack_processes()
+    result = subprocess.run([str(otklik), "run", "--work-dir", str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    fetched = re.search(r"Posts fetched: (\d+) of (\d+)", out)
+    assert fetched and fetched.group(1) == fetched.group(2) and int(fetched.group(1)) > 0
+    stored = re.search(r"Incidents stored:\s+(\d+)", out)
+    assert stored and stored.group(1) == fetched.group(1)
+    assert re.search(r"webhook sink received\s+[1-9]", out)
+    assert re.search(r"SMTP sink received\s+[1-9]", out)
+    assert "Every demo post is accounted for." in out
+    # No emulator, function server or sink outlives the command.
+    assert stack_processes() - before == set()
