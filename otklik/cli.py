@@ -17,8 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the demo feed once through the local stack and print a summary")
-    run.add_argument("--emulators", choices=["auto", "gcloud", "standalone"], default=None,
-                     help="which emulators (default: $OTKLIK_EMULATORS or auto)")
+    run.add_argument(
+        "--emulators",
+        choices=["auto", "gcloud", "standalone"],
+        default=None,
+        help="which emulators (default: $OTKLIK_EMULATORS or auto)",
+    )
     run.add_argument("--work-dir", type=Path, default=None, help="logs and rendered config (default: temp)")
 
     dev = sub.add_parser("dev", help="keep the local stack up; ingest every --ingest-every seconds")

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from shared.adapters.firestore import to_document
-from shared.config import ConfigError, Settings, load_routing, load_sources
+from shared.config import Settings, load_routing, load_sources
+from shared.domain.errors import ConfigError
 
 
 def seed(config_dir: Path, write: bool) -> int:
@@ -17,8 +18,10 @@ def seed(config_dir: Path, write: bool) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{config_dir}: {len(sources)} sources, {len(routing.departments)} departments, "
-          f"{len(routing.rules)} rules, fallback {routing.fallback}: valid")
+    print(
+        f"{config_dir}: {len(sources)} sources, {len(routing.departments)} departments, "
+        f"{len(routing.rules)} rules, fallback {routing.fallback}: valid"
+    )
     if not write:
         return 0
     from google.cloud import firestore
@@ -29,7 +32,10 @@ def seed(config_dir: Path, write: bool) -> int:
     for dep in routing.departments:
         batch.set(db.collection("departments").document(dep.id), to_document(dep.model_dump(mode="json")))
     for i, rule in enumerate(routing.rules):
-        batch.set(db.collection("routing_rules").document(f"rule-{i:04d}"), to_document(rule.model_dump(mode="json")))
+        batch.set(
+            db.collection("routing_rules").document(f"rule-{i:04d}"),
+            to_document(rule.model_dump(mode="json")),
+        )
     batch.set(db.collection("routing_rules").document("_fallback"), {"department": routing.fallback})
     batch.commit()
     print(f"loaded into Firestore project {settings.project_id}")

@@ -22,7 +22,8 @@ from shared.services.inbound import InboundHandler, MessageOutcome
 
 if TYPE_CHECKING:
     import httpx
-    from google.cloud import firestore, pubsub_v1
+    from google.cloud import firestore
+    from google.cloud.pubsub_v1 import PublisherClient
 
     from shared.services.classify import ClassifyService
     from shared.services.ingest import IngestService
@@ -50,10 +51,10 @@ def firestore_client() -> firestore.Client:
 
 
 @cache
-def publisher_client() -> pubsub_v1.PublisherClient:
-    from google.cloud import pubsub_v1
+def publisher_client() -> PublisherClient:
+    from google.cloud.pubsub_v1 import PublisherClient
 
-    return pubsub_v1.PublisherClient()
+    return PublisherClient()
 
 
 @cache
@@ -68,7 +69,10 @@ def inbound(stage: str) -> InboundHandler:
     from shared.adapters.firestore import FirestoreQuarantine
 
     return InboundHandler(
-        stage, FirestoreQuarantine(firestore_client()), clock, timedelta(seconds=settings().max_retry_age_seconds)
+        stage,
+        FirestoreQuarantine(firestore_client()),
+        clock,
+        timedelta(seconds=settings().max_retry_age_seconds),
     )
 
 
@@ -146,8 +150,17 @@ def remind_service() -> RemindService:
 
 def reset() -> None:
     """Forget every client and service (tests change the environment between apps)."""
-    for factory in (settings, firestore_client, publisher_client, http_client, inbound, classify_service,
-                    route_service, ingest_service, remind_service):
+    for factory in (
+        settings,
+        firestore_client,
+        publisher_client,
+        http_client,
+        inbound,
+        classify_service,
+        route_service,
+        ingest_service,
+        remind_service,
+    ):
         factory.cache_clear()
 
 
@@ -155,8 +168,12 @@ def reset() -> None:
 
 
 def handle_pubsub_event(
-    stage: str, event_id: str, event_type: str, data: Any,
-    expected: tuple[type[Contract], ...], process: Callable[[Any], str],
+    stage: str,
+    event_id: str,
+    event_type: str,
+    data: Any,
+    expected: tuple[type[Contract], ...],
+    process: Callable[[Any], str],
 ) -> MessageOutcome:
     handler = inbound(stage)
     try:

@@ -31,13 +31,9 @@ class Settings(BaseSettings):
         description="Google Cloud project of Firestore and Pub/Sub (or GOOGLE_CLOUD_PROJECT)",
     )
     firestore_database: str = Field(default="(default)", description="Firestore database id")
-    config_dir: Path = Field(
-        default=_DEFAULT_CONFIG_DIR, description="folder with sources.yaml and departments.yaml"
-    )
+    config_dir: Path = Field(default=_DEFAULT_CONFIG_DIR, description="folder with sources.yaml and departments.yaml")
     topic_posts: str = Field(default="otklik-posts", description="topic ingest publishes fetched posts to")
-    topic_incidents: str = Field(
-        default="otklik-incidents", description="topic classify publishes stored incidents to"
-    )
+    topic_incidents: str = Field(default="otklik-incidents", description="topic classify publishes stored incidents to")
     vk_api_base: str = Field(default="https://api.vk.com", description="VK API base URL")
     vk_api_version: str = Field(default="5.199", description="VK API version sent as v=")
     vk_token: SecretStr | None = Field(default=None, description="VK access token (secret)")

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.domain.errors import PermanentError
 from shared.domain.categories import category_name
+from shared.domain.errors import PermanentError
 from shared.domain.models import Department, Incident, Post, Priority, UtcDatetime
 
 
@@ -128,7 +128,7 @@ def decode(data: bytes, expected: tuple[type[Contract], ...]) -> Contract:
         raise PermanentError(f"message body is a JSON {type(obj).__name__}, expected an object")
     schema, version = obj.get("schema"), obj.get("version")
     for contract in expected:
-        if contract.SCHEMA == schema and contract.VERSION == version:
+        if schema == contract.SCHEMA and version == contract.VERSION:
             try:
                 return contract.model_validate(obj)
             except ValidationError as exc:

@@ -43,7 +43,8 @@ class MemoryIncidents:
 
     def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
         due = [
-            i for i in self.items.values()
+            i
+            for i in self.items.values()
             if i.status in OPEN_FOR_REPLY and not i.overdue and i.reply_due_at is not None and i.reply_due_at <= now
         ]
         return sorted(due, key=lambda i: i.reply_due_at or now)[:limit]

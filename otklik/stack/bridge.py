@@ -10,6 +10,7 @@ exactly as the subscription's dead-letter policy does in production.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import threading
 import time
@@ -21,7 +22,8 @@ from typing import Any
 import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from google.cloud.pubsub_v1.types import FlowControl
 
 from otklik.stack.topology import Subscription
 from shared.entrypoints.pubsub_event import MESSAGE_PUBLISHED
@@ -89,8 +91,8 @@ class EventarcBridge:
         self.backoff_scale = backoff_scale
         self.deliveries_per_message = deliveries_per_message
         self.http = httpx.Client(timeout=timeout)
-        self.subscriber = pubsub_v1.SubscriberClient()
-        self.publisher = pubsub_v1.PublisherClient()
+        self.subscriber = SubscriberClient()
+        self.publisher = PublisherClient()
         self.stats = BridgeStats()
         self.records: list[DeliveryRecord] = []
         self._attempts: Counter[str] = Counter()
@@ -104,8 +106,8 @@ class EventarcBridge:
             path = self.subscriber.subscription_path(self.project_id, sub.name)
             future = self.subscriber.subscribe(
                 path,
-                callback=lambda m, s=sub: self._deliver(s, m),  # type: ignore[misc]
-                flow_control=pubsub_v1.types.FlowControl(max_messages=8),
+                callback=lambda m, s=sub: self._deliver(s, m),
+                flow_control=FlowControl(max_messages=8),
             )
             self._futures.append(future)
         return self
@@ -114,10 +116,8 @@ class EventarcBridge:
         for future in self._futures:
             future.cancel()
         for future in self._futures:
-            try:
+            with contextlib.suppress(Exception):  # cancelled futures raise; nothing to report on shutdown
                 future.result(timeout=10)
-            except Exception:  # noqa: S110 - cancelled futures raise; nothing to report on shutdown
-                pass
         self._futures.clear()
         self.subscriber.close()
         self.http.close()
@@ -131,8 +131,9 @@ class EventarcBridge:
         try:
             headers, body = to_binary(pubsub_cloudevent(self.project_id, sub, message))
             url = self.targets[sub.push_to]
-            statuses = [self._post(sub, message.message_id, url, headers, body)
-                        for _ in range(self.deliveries_per_message)]
+            statuses = [
+                self._post(sub, message.message_id, url, headers, body) for _ in range(self.deliveries_per_message)
+            ]
             if all(isinstance(s, int) and 200 <= s < 300 for s in statuses):
                 message.ack()
                 with self._lock:
@@ -147,8 +148,9 @@ class EventarcBridge:
                 self._inflight -= 1
                 self._last_activity = time.monotonic()
 
-    def _post(self, sub: Subscription, message_id: str, url: str, headers: dict[str, str], body: bytes | None
-              ) -> int | str:
+    def _post(
+        self, sub: Subscription, message_id: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> int | str:
         try:
             status: int | str = self.http.post(url, headers=headers, content=body).status_code
         except httpx.TransportError as exc:

@@ -45,4 +45,3 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
         )
     summary.seconds = time.monotonic() - began
     return summary
-

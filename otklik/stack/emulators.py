@@ -66,8 +66,10 @@ def start(log_dir: Path, kind: str | None = None) -> Emulators:
     kind = choose_kind(kind)
     if kind == "gcloud":
         if not gcloud_available():
-            raise RuntimeError("gcloud emulators are not installed (gcloud components install "
-                               "cloud-firestore-emulator pubsub-emulator), or use OTKLIK_EMULATORS=standalone")
+            raise RuntimeError(
+                "gcloud emulators are not installed (gcloud components install "
+                "cloud-firestore-emulator pubsub-emulator), or use OTKLIK_EMULATORS=standalone"
+            )
         return _start_gcloud(log_dir)
     if not standalone_available():
         raise RuntimeError(f"standalone emulators are not in {TOOLS_DIR}: run `make setup` (scripts/setup.sh)")
@@ -99,8 +101,10 @@ def _start_gcloud(log_dir: Path) -> Emulators:
 def _start_standalone(log_dir: Path) -> Emulators:
     node_env = dict(os.environ, NODE_PATH=str(TOOLS_DIR / "node_modules"))
     firestore = ManagedProcess(
-        "firestore-emulator", ["node", str(STANDALONE_FIRESTORE_JS), "0"],
-        log_dir / "firestore-emulator.log", env=node_env,
+        "firestore-emulator",
+        ["node", str(STANDALONE_FIRESTORE_JS), "0"],
+        log_dir / "firestore-emulator.log",
+        env=node_env,
     )
     pubsub = ManagedProcess("pubsub-emulator", [str(PSTEST_BINARY)], log_dir / "pubsub-emulator.log")
     emulators = Emulators("standalone", "", "", [firestore, pubsub])
@@ -120,7 +124,8 @@ def _first_line_address(proc: ManagedProcess) -> str:
         for line in proc.log_path.read_text(errors="replace").splitlines():
             host, sep, port = line.strip().rpartition(":")
             if sep and port.isdigit() and host.replace("[", "").replace("]", ""):
-                address = f"127.0.0.1:{port}" if host in {"[::]", "::", "0.0.0.0"} else f"{host}:{port}"
+                wildcard = host in {"[::]", "::", "0.0.0.0"}  # noqa: S104 - recognising it, not binding to it
+                address = f"127.0.0.1:{port}" if wildcard else f"{host}:{port}"
                 wait_for_port(address.rsplit(":", 1)[0], int(port), 10, lambda: proc.alive)
                 return address
         if not proc.alive:

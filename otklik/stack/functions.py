@@ -27,9 +27,17 @@ class FunctionServer:
 def start(name: str, env: dict[str, str], log_dir: Path, source_dir: Path = FUNCTIONS_DIR) -> FunctionServer:
     port = free_port()
     argv = [
-        sys.executable, "-m", "functions_framework",
-        "--source", str(source_dir / name / "main.py"), "--target", name,
-        "--host", "127.0.0.1", "--port", str(port),
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--source",
+        str(source_dir / name / "main.py"),
+        "--target",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     full_env = dict(os.environ, **env, PYTHONUNBUFFERED="1")
     proc = ManagedProcess(f"function-{name}", argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT)

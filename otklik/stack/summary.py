@@ -48,9 +48,7 @@ class RunSummary:
             f"({sum(self.complaints_by_category.values())} complaints, {self.irrelevant} not complaints)",
             "Complaints by category:",
         ]
-        lines += [
-            f"  {category_name(cat):<28} {n:>4}" for cat, n in self.complaints_by_category.most_common()
-        ]
+        lines += [f"  {category_name(cat):<28} {n:>4}" for cat, n in self.complaints_by_category.most_common()]
         lines += [f"Dangerous (critical):         {self.critical:>4}", "Routed to departments:"]
         lines += [f"  {dep:<28} {n:>4}" for dep, n in sorted(self.routed_to.items())]
         lines += ["Notifications:"]

@@ -3,6 +3,7 @@ Terraform reads too; and their creation on the Pub/Sub emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,9 @@ def load(path: Path = TOPOLOGY_FILE) -> Topology:
         for s in t["subscriptions"]:
             subs.append(
                 Subscription(
-                    name=s["name"], topic=t["name"], push_to=s["push_to"],
+                    name=s["name"],
+                    topic=t["name"],
+                    push_to=s["push_to"],
                     ack_deadline_seconds=int(s["ack_deadline_seconds"]),
                     max_delivery_attempts=int(s["max_delivery_attempts"]),
                     min_backoff_seconds=float(s["min_backoff_seconds"]),
@@ -62,21 +65,19 @@ def dead_letter_subscription(topic: str) -> str:
 def create_on_emulator(topology: Topology, project_id: str) -> None:
     """Create every topic and subscription (idempotent). The emulator needs PUBSUB_EMULATOR_HOST set."""
     from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
     try:
         for name in [*topology.topics.values(), *topology.dead_letter_topics]:
-            try:
+            with contextlib.suppress(AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(project_id, name))
-            except AlreadyExists:
-                pass
         wanted = [(s.name, s.topic, s.ack_deadline_seconds) for s in topology.subscriptions]
         # A pull subscription on each dead-letter topic, as in production, so nothing dead-lettered is lost.
         wanted += [(dead_letter_subscription(t), t, 60) for t in topology.dead_letter_topics]
         for sub_name, topic, ack_deadline in wanted:
-            try:
+            with contextlib.suppress(AlreadyExists):
                 subscriber.create_subscription(
                     request={
                         "name": subscriber.subscription_path(project_id, sub_name),
@@ -84,7 +85,5 @@ def create_on_emulator(topology: Topology, project_id: str) -> None:
                         "ack_deadline_seconds": ack_deadline,
                     }
                 )
-            except AlreadyExists:
-                pass
     finally:
         subscriber.close()

@@ -79,8 +79,13 @@ class _VkHandler(QuietHandler):
             return
         answer = self._dispatch(owner, method, params)
         if failure is not None:
-            answer = {"error": {"error_code": failure[1], "error_msg": VK_ERROR_MESSAGES.get(failure[1], "Error"),
-                                "request_params": [{"key": "method", "value": method}]}}
+            answer = {
+                "error": {
+                    "error_code": failure[1],
+                    "error_msg": VK_ERROR_MESSAGES.get(failure[1], "Error"),
+                    "request_params": [{"key": "method", "value": method}],
+                }
+            }
         self.reply(200, json.dumps(answer, ensure_ascii=False).encode("utf-8"))
 
     def _dispatch(self, owner: VkStandIn, method: str, params: dict[str, str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient
 
 from shared.contracts import Contract
 
@@ -12,7 +12,7 @@ PUBLISH_TIMEOUT_SECONDS = 60.0
 
 
 class PubSubPublisher:
-    def __init__(self, client: pubsub_v1.PublisherClient, project_id: str) -> None:
+    def __init__(self, client: PublisherClient, project_id: str) -> None:
         self.client = client
         self.project_id = project_id
 

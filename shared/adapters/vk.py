@@ -67,8 +67,11 @@ class VkWallConnector:
         fresh: dict[int, dict[str, Any]] = {}
         for page in range(MAX_PAGES):
             response = self.client.call(
-                "wall.get", owner_id=self.config.owner_id, domain=self.config.domain,
-                offset=page * PAGE_SIZE, count=PAGE_SIZE,
+                "wall.get",
+                owner_id=self.config.owner_id,
+                domain=self.config.domain,
+                offset=page * PAGE_SIZE,
+                count=PAGE_SIZE,
             )
             items: list[dict[str, Any]] = response.get("items", [])
             reached_known = False
@@ -88,8 +91,13 @@ class VkWallConnector:
             try:
                 posts.append(self._to_post(item))
             except (KeyError, TypeError, ValueError) as exc:
-                rejected.append(Rejected(key=f"{item.get('owner_id')}_{item.get('id')}", payload=json.dumps(
-                    item, ensure_ascii=False), reason=f"unreadable wall.get item: {type(exc).__name__}: {exc}"))
+                rejected.append(
+                    Rejected(
+                        key=f"{item.get('owner_id')}_{item.get('id')}",
+                        payload=json.dumps(item, ensure_ascii=False),
+                        reason=f"unreadable wall.get item: {type(exc).__name__}: {exc}",
+                    )
+                )
         newest = max([last_seen or 0, *(int(i["id"]) for i in ordered)])
         cursor_after = {"last_post_id": newest} if newest else dict(cursor or {})
         return FetchResult(posts=posts, cursor=cursor_after, rejected=rejected)

@@ -49,6 +49,8 @@ def transition(
     )
 
 
-def record_event(incident: Incident, kind: str, *, at: datetime, actor: str, note: str = "", **changes: object) -> Incident:
+def record_event(
+    incident: Incident, kind: str, *, at: datetime, actor: str, note: str = "", **changes: object
+) -> Incident:
     event = HistoryEvent(kind=kind, at=at, actor=actor, note=note)
     return incident.model_copy(update={"events": (*incident.events, event), "updated_at": at, **changes})

@@ -50,9 +50,7 @@ class Post(Model):
     attachments: tuple[Attachment, ...] = ()
     parent_post_id: str | None = Field(default=None, description="for comments: the post they answer")
     source_id: str | None = Field(default=None, description="the configured source that fetched it")
-    municipality_hint: str | None = Field(
-        default=None, description="municipality the configured source belongs to"
-    )
+    municipality_hint: str | None = Field(default=None, description="municipality the configured source belongs to")
 
     @property
     def incident_id(self) -> str:

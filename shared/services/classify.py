@@ -14,14 +14,20 @@ ACTOR = "classify"
 
 
 class Classifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def classify(self, post: Post) -> Classification: ...
 
 
 class ClassifyService:
     def __init__(
-        self, classifier: Classifier, incidents: IncidentRepository, publisher: Publisher, topic: str, clock: Clock
+        self,
+        classifier: Classifier,
+        incidents: IncidentRepository,
+        publisher: Publisher,
+        topic: str,
+        clock: Clock,
     ) -> None:
         self.classifier = classifier
         self.incidents = incidents

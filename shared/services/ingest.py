@@ -64,10 +64,16 @@ class IngestService:
             rep.fetched = len(result.posts) + len(result.rejected)
             now = self.clock()
             for bad in result.rejected:
-                self.quarantine.put(QuarantinedMessage(
-                    id=f"ingest.{connector.source_id}.{bad.key}", stage="ingest", reason=bad.reason,
-                    payload=bad.payload, attributes={"source_id": connector.source_id}, received_at=now,
-                ))
+                self.quarantine.put(
+                    QuarantinedMessage(
+                        id=f"ingest.{connector.source_id}.{bad.key}",
+                        stage="ingest",
+                        reason=bad.reason,
+                        payload=bad.payload,
+                        attributes={"source_id": connector.source_id},
+                        received_at=now,
+                    )
+                )
             rep.quarantined = len(result.rejected)
             if result.posts:
                 messages = [PostFetchedV1(post=p, fetched_at=now) for p in result.posts]
@@ -80,8 +86,14 @@ class IngestService:
             log.exception("source %s failed", connector.source_id)
         log.info(
             "ingested source",
-            extra={"json_fields": {"source_id": rep.source_id, "fetched": rep.fetched,
-                                   "published": rep.published, "quarantined": rep.quarantined,
-                                   "error": rep.error}},
+            extra={
+                "json_fields": {
+                    "source_id": rep.source_id,
+                    "fetched": rep.fetched,
+                    "published": rep.published,
+                    "quarantined": rep.quarantined,
+                    "error": rep.error,
+                }
+            },
         )
         return rep

@@ -36,7 +36,7 @@ class RemindService:
         for candidate in candidates:
             applied: list[bool] = []
 
-            def flag(incident: Incident) -> Incident | None:
+            def flag(incident: Incident, applied: list[bool] = applied) -> Incident | None:
                 # A transaction may run this more than once; the last run is the one committed.
                 changed = _flag_overdue(incident, now)
                 applied[:] = [changed is not None]
@@ -55,6 +55,11 @@ def _flag_overdue(incident: Incident, now: datetime) -> Incident | None:
     if incident.overdue or incident.status not in OPEN_FOR_REPLY or due is None or due > now:
         return None
     return record_event(
-        incident, "overdue", at=now, actor=ACTOR,
-        note=f"no reply by {due.isoformat()}", overdue=True, overdue_at=now,
+        incident,
+        "overdue",
+        at=now,
+        actor=ACTOR,
+        note=f"no reply by {due.isoformat()}",
+        overdue=True,
+        overdue_at=now,
     )

@@ -114,8 +114,12 @@ class RouteService:
         now = self.clock()
         nid = notification_id_for(incident.id, department.id, channel, NEW_INCIDENT)
         fresh = Notification(
-            id=nid, incident_id=incident.id, department_id=department.id, channel=channel,
-            kind=NEW_INCIDENT, status=NotificationStatus.SENDING,
+            id=nid,
+            incident_id=incident.id,
+            department_id=department.id,
+            channel=channel,
+            kind=NEW_INCIDENT,
+            status=NotificationStatus.SENDING,
         )
         claim = self.notifications.claim(fresh, self.lease_seconds, now)
         if claim.state is ClaimState.DONE:

@@ -17,8 +17,7 @@ def make_stack(emulators: Emulators, project_id: str, tmp_path: Path) -> Iterato
     started: list[LocalStack] = []
 
     def start(**options: object) -> LocalStack:
-        stack = LocalStack(tmp_path / f"stack{len(started)}", project_id=project_id, emulators=emulators,
-                           **options)  # type: ignore[arg-type]
+        stack = LocalStack(tmp_path / f"stack{len(started)}", project_id=project_id, emulators=emulators, **options)  # type: ignore[arg-type]
         started.append(stack.start())
         return stack
 

@@ -42,8 +42,19 @@ def test_each_folder_holds_main_requirements_shared_and_config(built: Path) -> N
 
 def fresh_venv(folder: Path, at: Path) -> Path:
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(at)], check=True)
-    subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(at / "bin" / "python"),
-                    "-r", str(folder / "requirements.txt")], check=True)
+    subprocess.run(
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(at / "bin" / "python"),
+            "-r",
+            str(folder / "requirements.txt"),
+        ],
+        check=True,
+    )
     return at / "bin" / "python"
 
 
@@ -54,20 +65,45 @@ def test_folder_serves_from_a_clean_directory_with_only_its_requirements(
     folder = shutil.copytree(built / name, tmp_path / "deploy" / name)
     python = fresh_venv(folder, tmp_path / "venv")
     clean_env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), **emulators.env(),
-        "OTKLIK_PROJECT_ID": project_id, "OTKLIK_LOCAL_MODE": "true",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        **emulators.env(),
+        "OTKLIK_PROJECT_ID": project_id,
+        "OTKLIK_LOCAL_MODE": "true",
         "OTKLIK_VK_API_BASE": "http://127.0.0.1:9",  # nothing there: ingest must report, not crash
     }
     # The copy of shared/ in the folder is what gets imported, not the repository's.
-    probe = subprocess.run([str(python), "-c", "import main, shared; print(shared.__file__)"], cwd=folder,
-                           env=clean_env, capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import main, shared; print(shared.__file__)"],
+        cwd=folder,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(probe.stdout.strip()).is_relative_to(folder)
 
     topology.create_on_emulator(topology.load(), project_id)
     port = free_port()
-    server = ManagedProcess(name, [str(python), "-m", "functions_framework", "--target", name, "--source",
-                                   "main.py", "--host", "127.0.0.1", "--port", str(port)],
-                            tmp_path / f"{name}.log", env=clean_env, cwd=folder)
+    server = ManagedProcess(
+        name,
+        [
+            str(python),
+            "-m",
+            "functions_framework",
+            "--target",
+            name,
+            "--source",
+            "main.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        tmp_path / f"{name}.log",
+        env=clean_env,
+        cwd=folder,
+    )
     try:
         wait_for_port("127.0.0.1", port, 60, lambda: server.alive)
         url = f"http://127.0.0.1:{port}/"
@@ -80,9 +116,14 @@ def test_folder_serves_from_a_clean_directory_with_only_its_requirements(
             else:
                 assert body["flagged"] == []
         else:
-            event = CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
-                                "source": "//pubsub.googleapis.com/projects/p/topics/t", "id": "b-1"},
-                               {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": "b-1"}})
+            event = CloudEvent(
+                {
+                    "type": "google.cloud.pubsub.topic.v1.messagePublished",
+                    "source": "//pubsub.googleapis.com/projects/p/topics/t",
+                    "id": "b-1",
+                },
+                {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": "b-1"}},
+            )
             headers, data = to_binary(event)
             response = httpx.post(url, headers=headers, content=data, timeout=60)
             assert response.status_code == 200, server.log_tail()

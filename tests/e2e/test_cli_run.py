@@ -26,8 +26,9 @@ def stack_processes() -> set[str]:
 def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -> None:
     otklik = Path(sys.executable).with_name("otklik")
     before = stack_processes()
-    result = subprocess.run([str(otklik), "run", "--work-dir", str(tmp_path)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [str(otklik), "run", "--work-dir", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     fetched = re.search(r"Posts fetched: (\d+) of (\d+)", out)

@@ -67,13 +67,17 @@ def test_demo_posts_become_incidents_that_reach_their_departments(make_stack: An
         assert department in incidents[body["incident_id"]]["department_ids"]
         assert request.headers["otklik-event-id"] == body["event_id"]
     # A dangerous post in Shakhty also reaches the duty dispatch service.
-    critical_shakhty = [d for d in complaints.values()
-                        if d["classification"]["priority"] == "critical"
-                        and d["classification"]["municipality"] == "shakhty"]
+    critical_shakhty = [
+        d
+        for d in complaints.values()
+        if d["classification"]["priority"] == "critical" and d["classification"]["municipality"] == "shakhty"
+    ]
     assert critical_shakhty and all("shakhty-edds" in d["department_ids"] for d in critical_shakhty)
 
 
-def test_every_message_delivered_twice_and_every_post_published_again_changes_nothing(make_stack: Any) -> None:
+def test_every_message_delivered_twice_and_every_post_published_again_changes_nothing(
+    make_stack: Any,
+) -> None:
     stack: LocalStack = make_stack(deliveries_per_message=2)
     report = run_demo(stack)
     incidents = docs(stack, "incidents")
@@ -106,8 +110,12 @@ def test_a_malformed_message_is_quarantined_and_acknowledged_not_retried(make_st
     stack: LocalStack = make_stack()
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(stack.project_id, stack.topology.topics["posts"])
-    bad_id = publisher.publish(topic, b'{"schema": "otklik.post.fetched", "version": 1, "post": "oops"}',
-                               schema="otklik.post.fetched", version="1").result(timeout=30)
+    bad_id = publisher.publish(
+        topic,
+        b'{"schema": "otklik.post.fetched", "version": 1, "post": "oops"}',
+        schema="otklik.post.fetched",
+        version="1",
+    ).result(timeout=30)
     stack.wait_until_settled(1)
     quarantine = docs(stack, "quarantine")
     assert list(quarantine) == [f"classify.{bad_id}"]
@@ -129,6 +137,7 @@ def test_notifications_arrive_after_the_webhook_receiver_recovers(make_stack: An
     assert webhook and all(n["status"] == "sent" for n in webhook)
     assert sum(n["attempts"] for n in webhook) > len(webhook)  # some needed a second attempt
     accepted = [r.headers["otklik-event-id"] for r in stack.webhooks.accepted()]
-    assert sorted(accepted) == sorted(n_id for n_id, n in docs(stack, "notifications").items()
-                                      if n["channel"] == "webhook")
+    assert sorted(accepted) == sorted(
+        n_id for n_id, n in docs(stack, "notifications").items() if n["channel"] == "webhook"
+    )
     assert sum(stack.bridge.stats.retried.values()) >= 1

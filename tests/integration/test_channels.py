@@ -36,8 +36,13 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 def delivery(url: str = "http://127.0.0.1:1/x", email: str | None = None) -> Delivery:
-    department = Department(id="shakhty-roads", name="Отдел дорожного хозяйства", municipality="shakhty",
-                            webhook_url=url, email=email)  # type: ignore[arg-type]
+    department = Department(
+        id="shakhty-roads",
+        name="Отдел дорожного хозяйства",
+        municipality="shakhty",
+        webhook_url=url,
+        email=email,
+    )  # type: ignore[arg-type]
     incident = make_incident("7", priority=Priority.CRITICAL, category="roads")
     return Delivery(department=department, incident=incident, event_id=f"{incident.id}.shakhty-roads.webhook.new")
 
@@ -83,8 +88,16 @@ def test_webhook_timeout_and_refused_connection_are_transient(sink: WebhookSink)
         sender.send(delivery("http://127.0.0.1:9/closed"))
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example.org/x", "https://127.0.0.1/x", "https://10.1.2.3/x",
-                                 "https://169.254.169.254/computeMetadata/v1/", "https://[::1]/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.org/x",
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/computeMetadata/v1/",
+        "https://[::1]/x",
+    ],
+)
 def test_outside_local_mode_only_public_https_targets_are_allowed(url: str) -> None:
     with pytest.raises(PermanentError):
         check_target(url, allow_private=False)

@@ -40,7 +40,8 @@ def test_update_applies_the_change_atomically_and_none_leaves_it(db: firestore.C
     incident = make_incident("11")
     incidents.create(incident)
     routed = incidents.update(
-        incident.id, lambda i: transition(i, IncidentStatus.ROUTED, at=T0, actor="test", department_ids=("a",))
+        incident.id,
+        lambda i: transition(i, IncidentStatus.ROUTED, at=T0, actor="test", department_ids=("a",)),
     )
     assert routed is not None and routed.status is IncidentStatus.ROUTED
     assert incidents.update(incident.id, lambda i: None) == routed
@@ -51,7 +52,9 @@ def test_update_applies_the_change_atomically_and_none_leaves_it(db: firestore.C
     assert incidents.update("missing", lambda i: i) is None
 
 
-def test_due_for_reply_finds_open_unflagged_incidents_past_deadline_oldest_first(db: firestore.Client) -> None:
+def test_due_for_reply_finds_open_unflagged_incidents_past_deadline_oldest_first(
+    db: firestore.Client,
+) -> None:
     incidents = FirestoreIncidents(db)
     due_late = make_incident("1", IncidentStatus.ROUTED, reply_due_at=T0 - timedelta(hours=2))
     due_early = make_incident("2", IncidentStatus.ACKNOWLEDGED, reply_due_at=T0 - timedelta(hours=5))
@@ -86,7 +89,11 @@ def test_quarantine_keeps_one_record_per_message(db: firestore.Client) -> None:
 def test_notification_claim_is_granted_once_busy_within_lease_done_when_sent(db: firestore.Client) -> None:
     log = FirestoreNotifications(db)
     fresh = Notification(
-        id="n1", incident_id="i", department_id="d", channel=Channel.WEBHOOK, kind="new_incident",
+        id="n1",
+        incident_id="i",
+        department_id="d",
+        channel=Channel.WEBHOOK,
+        kind="new_incident",
         status=NotificationStatus.SENDING,
     )
     first = log.claim(fresh, lease_seconds=60, now=T0)

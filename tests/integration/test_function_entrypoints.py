@@ -33,16 +33,32 @@ def app(name: str) -> Any:
     return create_app(target=name, source=str(REPO_ROOT / "functions" / name / "main.py")).test_client()
 
 
-def pubsub_event(data: bytes | str, message_id: str = "m-1", attributes: dict[str, str] | None = None,
-                 raw_data: str | None = None) -> CloudEvent:
-    encoded = raw_data if raw_data is not None else base64.b64encode(
-        data if isinstance(data, bytes) else data.encode()).decode()
+def pubsub_event(
+    data: bytes | str,
+    message_id: str = "m-1",
+    attributes: dict[str, str] | None = None,
+    raw_data: str | None = None,
+) -> CloudEvent:
+    encoded = (
+        raw_data
+        if raw_data is not None
+        else base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+    )
     return CloudEvent(
-        {"type": "google.cloud.pubsub.topic.v1.messagePublished",
-         "source": "//pubsub.googleapis.com/projects/p/topics/otklik-posts", "id": message_id},
-        {"message": {"data": encoded, "attributes": attributes or {}, "messageId": message_id,
-                     "publishTime": utcnow().isoformat()},
-         "subscription": "projects/p/subscriptions/otklik-posts-classify"},
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "source": "//pubsub.googleapis.com/projects/p/topics/otklik-posts",
+            "id": message_id,
+        },
+        {
+            "message": {
+                "data": encoded,
+                "attributes": attributes or {},
+                "messageId": message_id,
+                "publishTime": utcnow().isoformat(),
+            },
+            "subscription": "projects/p/subscriptions/otklik-posts-classify",
+        },
     )
 
 
@@ -74,8 +90,9 @@ def pull_all(project: str, subscription: str) -> list[Any]:
 def test_classify_stores_the_incident_and_hands_it_to_route(env: dict[str, Any], structured: bool) -> None:
     post = make_post("501", "Открытый люк у остановки на пр. Победы Революции, ребёнок чуть не упал!")
     message = PostFetchedV1(post=post, fetched_at=utcnow())
-    response = post_event(app("classify"), pubsub_event(message.to_bytes(), attributes=message.attributes()),
-                          structured)
+    response = post_event(
+        app("classify"), pubsub_event(message.to_bytes(), attributes=message.attributes()), structured
+    )
     assert response.status_code == 200
     doc = env["db"].collection("incidents").document(post.incident_id).get().to_dict()
     assert doc["status"] == "new" and doc["classification"]["priority"] == "critical"
@@ -104,8 +121,10 @@ def test_classify_quarantines_malformed_messages_and_acknowledges_them(env: dict
 
 
 def test_a_non_pubsub_event_is_quarantined_not_retried(env: dict[str, Any]) -> None:
-    event = CloudEvent({"type": "google.cloud.storage.object.v1.finalized", "source": "//storage", "id": "s-1"},
-                       {"bucket": "b", "name": "n"})
+    event = CloudEvent(
+        {"type": "google.cloud.storage.object.v1.finalized", "source": "//storage", "id": "s-1"},
+        {"bucket": "b", "name": "n"},
+    )
     assert post_event(app("route"), event).status_code == 200
     [doc] = [d.to_dict() for d in env["db"].collection("quarantine").stream()]
     assert "unexpected event type" in doc["reason"]
@@ -127,8 +146,10 @@ def test_route_notifies_once_however_often_the_event_is_delivered(env: dict[str,
 
 def test_route_asks_for_redelivery_while_the_webhook_is_down(env: dict[str, Any]) -> None:
     post = make_post("778", "Яма на дороге у школы №5, опять лужа по колено")
-    assert post_event(app("classify"), pubsub_event(PostFetchedV1(post=post, fetched_at=utcnow()).to_bytes())
-                      ).status_code == 200
+    assert (
+        post_event(app("classify"), pubsub_event(PostFetchedV1(post=post, fetched_at=utcnow()).to_bytes())).status_code
+        == 200
+    )
     [handed] = pull_all(env["project"], "otklik-incidents-route")
     event = pubsub_event(handed.message.data, "route-2")
     env["sink"].fail_next(1, 503)
@@ -139,15 +160,20 @@ def test_route_asks_for_redelivery_while_the_webhook_is_down(env: dict[str, Any]
 
 
 def test_route_quarantines_an_incident_that_does_not_exist(env: dict[str, Any]) -> None:
-    message = IncidentClassifiedV1(incident_id="nope", category="roads", priority="normal", danger=False,
-                                   municipality="shakhty", classified_at=utcnow())
+    message = IncidentClassifiedV1(
+        incident_id="nope",
+        category="roads",
+        priority="normal",
+        danger=False,
+        municipality="shakhty",
+        classified_at=utcnow(),
+    )
     assert post_event(app("route"), pubsub_event(message.to_bytes(), "r-x")).status_code == 200
     [doc] = [d.to_dict() for d in env["db"].collection("quarantine").stream()]
     assert "does not exist" in doc["reason"]
 
 
-def test_ingest_publishes_new_posts_and_moves_the_cursor(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_ingest_publishes_new_posts_and_moves_the_cursor(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     with VkStandIn(token="t") as vk:
         monkeypatch.setenv("OTKLIK_VK_API_BASE", vk.url)  # type: ignore[attr-defined]
         monkeypatch.setenv("OTKLIK_VK_TOKEN", "t")
@@ -161,8 +187,9 @@ def test_ingest_publishes_new_posts_and_moves_the_cursor(env: dict[str, Any], mo
     assert client.get("/").status_code == 405
 
 
-def test_ingest_reports_a_revoked_token_per_source_and_keeps_the_cursor(env: dict[str, Any],
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingest_reports_a_revoked_token_per_source_and_keeps_the_cursor(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with VkStandIn(token="right") as vk:
         monkeypatch.setenv("OTKLIK_VK_API_BASE", vk.url)  # type: ignore[attr-defined]
         monkeypatch.setenv("OTKLIK_VK_TOKEN", "revoked")
@@ -172,11 +199,14 @@ def test_ingest_reports_a_revoked_token_per_source_and_keeps_the_cursor(env: dic
     assert list(env["db"].collection("source_cursors").stream()) == []
 
 
-def test_remind_flags_overdue_with_a_driven_clock_only_in_local_mode(env: dict[str, Any],
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remind_flags_overdue_with_a_driven_clock_only_in_local_mode(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     post = make_post("900", "Третий день нет горячей воды в доме на ул. Ленина, УК не отвечает")
-    assert post_event(app("classify"), pubsub_event(PostFetchedV1(post=post, fetched_at=utcnow()).to_bytes())
-                      ).status_code == 200
+    assert (
+        post_event(app("classify"), pubsub_event(PostFetchedV1(post=post, fetched_at=utcnow()).to_bytes())).status_code
+        == 200
+    )
     [handed] = pull_all(env["project"], "otklik-incidents-route")
     assert post_event(app("route"), pubsub_event(handed.message.data, "r-9")).status_code == 200
     remind = app("remind")

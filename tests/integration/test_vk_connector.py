@@ -27,8 +27,9 @@ def vk() -> Iterator[VkStandIn]:
 
 
 def connector(vk: VkStandIn, token: str = TOKEN, **source: Any) -> VkWallConnector:
-    config = SourceConfig.model_validate({"id": "vk-test", "kind": "vk_wall", "owner_id": SHAKHTY,
-                                          "municipality": "shakhty", **source})
+    config = SourceConfig.model_validate(
+        {"id": "vk-test", "kind": "vk_wall", "owner_id": SHAKHTY, "municipality": "shakhty", **source}
+    )
     return VkWallConnector(config, VkClient(httpx.Client(timeout=5), vk.api_base, token, "5.199"))
 
 
@@ -62,8 +63,17 @@ def test_cursor_fetches_only_newer_posts_even_with_an_old_pinned_post(vk: VkStan
     first = c.fetch(None)
     assert c.fetch(first.cursor).posts == []
     newest = first.cursor["last_post_id"]
-    vk.add_post(SHAKHTY, {"id": newest + 1, "owner_id": SHAKHTY, "from_id": 5, "date": 1795900000,
-                          "text": "Снова яма на Советской", "post_type": "post"})
+    vk.add_post(
+        SHAKHTY,
+        {
+            "id": newest + 1,
+            "owner_id": SHAKHTY,
+            "from_id": 5,
+            "date": 1795900000,
+            "text": "Снова яма на Советской",
+            "post_type": "post",
+        },
+    )
     again = c.fetch(first.cursor)
     assert [p.post_id for p in again.posts] == [str(newest + 1)]
     assert again.cursor == {"last_post_id": newest + 1}
@@ -82,8 +92,10 @@ def test_community_by_short_name(vk: VkStandIn) -> None:
 
 
 def test_pages_through_walls_longer_than_one_page(tmp_path: Path) -> None:
-    items = [{"id": i, "owner_id": SHAKHTY, "from_id": 7, "date": 1795300000 + i, "text": f"пост {i}"}
-             for i in range(250, 0, -1)]
+    items = [
+        {"id": i, "owner_id": SHAKHTY, "from_id": 7, "date": 1795300000 + i, "text": f"пост {i}"}
+        for i in range(250, 0, -1)
+    ]
     walls = tmp_path / "walls.json"
     walls.write_text(json.dumps({"communities": [{"owner_id": SHAKHTY, "items": items}]}), encoding="utf-8")
     with VkStandIn(walls, token=TOKEN) as vk:

@@ -188,9 +188,7 @@ def test_transition_rejects_a_naive_time() -> None:
 def test_record_event_appends_an_event_without_changing_the_status() -> None:
     incident = make_incident(status=S.ROUTED)
     at = T0 + timedelta(days=1)
-    flagged = record_event(
-        incident, "overdue", at=at, actor="remind", note="late", overdue=True, overdue_at=at
-    )
+    flagged = record_event(incident, "overdue", at=at, actor="remind", note="late", overdue=True, overdue_at=at)
     assert flagged.status is S.ROUTED
     assert flagged.status_history == incident.status_history
     assert [(e.kind, e.at, e.actor, e.note) for e in flagged.events] == [("overdue", at, "remind", "late")]
@@ -263,9 +261,7 @@ def test_naive_iso_string_is_rejected_too() -> None:
         ),
         pytest.param(lambda: make_incident(assignee="ivanov"), id="incident"),
         pytest.param(
-            lambda: RoutingRule.model_validate(
-                {"category": "roads", "departments": ["a"], "municiplity": "x"}
-            ),
+            lambda: RoutingRule.model_validate({"category": "roads", "departments": ["a"], "municiplity": "x"}),
             id="routing-rule-typo",
         ),
     ],

@@ -25,9 +25,7 @@ def make_message(
     message_id: str = "m-1", data: bytes = BODY, published_ago: timedelta | None = timedelta(minutes=1)
 ) -> InboundMessage:
     publish_time = T0 - published_ago if published_ago is not None else None
-    return InboundMessage(
-        message_id=message_id, data=data, attributes=dict(ATTRIBUTES), publish_time=publish_time
-    )
+    return InboundMessage(message_id=message_id, data=data, attributes=dict(ATTRIBUTES), publish_time=publish_time)
 
 
 def make_handler() -> tuple[InboundHandler, MemoryQuarantine]:
@@ -154,9 +152,7 @@ def test_a_message_published_event_gives_the_pubsub_message() -> None:
     assert message.publish_time == T0 - timedelta(seconds=1, microseconds=877000)
 
 
-@pytest.mark.parametrize(
-    "encode", [json.dumps, lambda d: json.dumps(d).encode("utf-8")], ids=["str", "bytes"]
-)
+@pytest.mark.parametrize("encode", [json.dumps, lambda d: json.dumps(d).encode("utf-8")], ids=["str", "bytes"])
 def test_event_data_given_as_json_text_is_read_too(encode: Callable[[Any], Any]) -> None:
     message = inbound_from_cloudevent("event-1", MESSAGE_PUBLISHED, encode(eventarc_data()))
     assert (message.message_id, message.data) == ("9001", BODY)
@@ -259,13 +255,11 @@ def test_attributes_that_are_not_an_object_are_unreadable() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG shared/entrypoints/pubsub_event.py:66: a publishTime without a zone is returned as a naive "
-    "datetime; InboundHandler.handle (shared/services/inbound.py:51) then computes clock() - publish_time, "
+    "datetime; InboundHandler.handle (shared/services/inbound.py:52) then computes clock() - publish_time, "
     "raising TypeError inside its except block, so a failing message is never quarantined by age",
 )
 def test_publish_time_without_a_zone_does_not_break_the_retry_age() -> None:
-    message = inbound_from_cloudevent(
-        "event-1", MESSAGE_PUBLISHED, eventarc_data(publish_time="2026-11-20T09:00:00")
-    )
+    message = inbound_from_cloudevent("event-1", MESSAGE_PUBLISHED, eventarc_data(publish_time="2026-11-20T09:00:00"))
     handler, _ = make_handler()
     outcome = handler.handle(message, failing_with(TransientError("Firestore busy")))
     assert outcome.status == "quarantined"

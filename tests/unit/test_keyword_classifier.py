@@ -207,6 +207,4 @@ def test_accuracy_on_labelled_demo_walls_stays_above_the_measured_floor() -> Non
     print(f"category accuracy on complaints {category_accuracy:.3f}")
     print(f"is_complaint accuracy {complaint_accuracy:.3f}")
     assert category_accuracy >= CATEGORY_ACCURACY_FLOOR, f"category accuracy {category_accuracy:.3f}"
-    assert complaint_accuracy >= IS_COMPLAINT_ACCURACY_FLOOR, (
-        f"is_complaint accuracy {complaint_accuracy:.3f}"
-    )
+    assert complaint_accuracy >= IS_COMPLAINT_ACCURACY_FLOOR, f"is_complaint accuracy {complaint_accuracy:.3f}"

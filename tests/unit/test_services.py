@@ -64,9 +64,7 @@ class Clock:
 
 
 def wall_posts(*post_ids: int, community: str = "-210000001") -> list[Post]:
-    return [
-        make_post(str(i), community=community, url=f"https://vk.com/wall{community}_{i}") for i in post_ids
-    ]
+    return [make_post(str(i), community=community, url=f"https://vk.com/wall{community}_{i}") for i in post_ids]
 
 
 def classification(
@@ -94,9 +92,7 @@ def incident_about(
     status: IncidentStatus = S.NEW,
     **kw: Any,
 ) -> Incident:
-    return make_incident(
-        post_id, status, classification=classification(category, True, priority, municipality), **kw
-    )
+    return make_incident(post_id, status, classification=classification(category, True, priority, municipality), **kw)
 
 
 # --- ingest ---------------------------------------------------------------------------------------------
@@ -105,9 +101,7 @@ def incident_about(
 class RejectingConnector:
     """A source whose wall holds good posts and items that cannot be read as posts."""
 
-    def __init__(
-        self, source_id: str, posts: list[Post], rejected: list[Rejected], cursor: dict[str, Any]
-    ) -> None:
+    def __init__(self, source_id: str, posts: list[Post], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
         self.source_id = source_id
         self.result = FetchResult(posts=posts, cursor=cursor, rejected=rejected)
 
@@ -125,9 +119,7 @@ class IngestRig:
 
     @property
     def service(self) -> IngestService:
-        return IngestService(
-            self.connectors, self.cursors, self.publisher, self.quarantine, POSTS_TOPIC, self.clock
-        )
+        return IngestService(self.connectors, self.cursors, self.publisher, self.quarantine, POSTS_TOPIC, self.clock)
 
     def published_post_ids(self) -> list[str]:
         messages = self.publisher.on(POSTS_TOPIC)
@@ -369,9 +361,7 @@ REGION_ROADS = Department(
     id="region-roads", name="Областные дороги", categories=("roads",), email="roads@region.example"
 )
 ALL_DEPARTMENTS = (COORDINATOR, SHAKHTY_ROADS, SHAKHTY_EDDS, SHAKHTY_PARKS, REGION_ROADS)
-CRITICAL_IN_SHAKHTY = RoutingRule(
-    municipality="shakhty", priority=Priority.CRITICAL, departments=("shakhty-edds",)
-)
+CRITICAL_IN_SHAKHTY = RoutingRule(municipality="shakhty", priority=Priority.CRITICAL, departments=("shakhty-edds",))
 
 
 def routing(*rules: RoutingRule, departments: tuple[Department, ...] = ALL_DEPARTMENTS) -> RoutingConfig:
@@ -419,9 +409,7 @@ class RouteRig:
         ]
 
     def notification(self, incident: Incident, department: Department, channel: Channel) -> Notification:
-        return self.notifications.items[
-            notification_id_for(incident.id, department.id, channel, "new_incident")
-        ]
+        return self.notifications.items[notification_id_for(incident.id, department.id, channel, "new_incident")]
 
 
 def test_route_sends_the_incident_to_the_department_owning_its_category_and_municipality() -> None:
@@ -439,9 +427,7 @@ def test_route_sends_the_incident_to_the_department_owning_its_category_and_muni
     assert sorted(rig.sent()) == [("shakhty-roads", Channel.EMAIL), ("shakhty-roads", Channel.WEBHOOK)]
     [delivery] = rig.webhook.sent
     assert delivery.incident == routed
-    assert delivery.event_id == notification_id_for(
-        incident.id, "shakhty-roads", Channel.WEBHOOK, "new_incident"
-    )
+    assert delivery.event_id == notification_id_for(incident.id, "shakhty-roads", Channel.WEBHOOK, "new_incident")
     webhook_record = rig.notification(incident, SHAKHTY_ROADS, Channel.WEBHOOK)
     assert (webhook_record.status, webhook_record.sent_at, webhook_record.attempts) == (
         NotificationStatus.SENT,
