@@ -128,7 +128,8 @@ def decode(data: bytes, expected: tuple[type[Contract], ...]) -> Contract:
         raise PermanentError(f"message body is a JSON {type(obj).__name__}, expected an object")
     schema, version = obj.get("schema"), obj.get("version")
     for contract in expected:
-        if schema == contract.SCHEMA and version == contract.VERSION:
+        # type() check: JSON true and 1.0 are not version 1
+        if schema == contract.SCHEMA and type(version) is int and version == contract.VERSION:
             try:
                 return contract.model_validate(obj)
             except ValidationError as exc:

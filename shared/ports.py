@@ -114,7 +114,11 @@ class SourceConnector(Protocol):
 
 
 class DepartmentDirectory(Protocol):
-    def departments_for(self, incident: Incident) -> list[Department]: ...
+    def departments_for(self, incident: Incident) -> list[Department]:
+        """Who should own this incident now."""
+
+    def department(self, department_id: str) -> Department | None:
+        """A department by id (its current contacts), None if it is no longer configured."""
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,9 @@ CATEGORY_STEMS: dict[str, tuple[str, ...]] = {
         "кровл",
         "протека",
         "лифт",
-        "ук ",
+        "ук$",
         "управляющ",
-        "жкх",
+        "жкх$",
         "газ",
         "электричеств",
         "свет дали",
@@ -166,7 +166,6 @@ COMPLAINT_MARKERS: tuple[str, ...] = (
     "не убира",
     "нет ",
     "уже",
-    "администрац",
     "жалоб",
     "помогите",
     "просим",
@@ -207,7 +206,9 @@ class KeywordClassifier:
             hits = scores[category]
         else:
             category, hits = "other", []
-        is_complaint = bool(danger) or ((bool(scores) or bool(complaint)) and len(complaint) >= len(not_complaint))
+        # A thank-you or an ad mentions the same things as a complaint; it is a complaint only when the complaint
+        # markers outweigh the others, or it names a topic and has no marker of chatter at all.
+        is_complaint = bool(danger) or len(complaint) > len(not_complaint) or (bool(scores) and not not_complaint)
         priority = Priority.CRITICAL if danger else Priority.NORMAL
         evidence = tuple(
             [f"{category}: {h}" for h in hits]
@@ -230,6 +231,10 @@ class KeywordClassifier:
 
 
 def _matches(stem: str, text: str, words: list[str]) -> bool:
+    """``стем`` matches words starting with it; ``слово$`` only that whole word; a phrase with spaces matches
+    where it starts a word."""
+    if stem.endswith("$"):
+        return stem[:-1] in words
     if " " in stem:
-        return stem in text
+        return re.search(r"(?<![а-яёa-z0-9])" + re.escape(stem), text) is not None
     return any(w.startswith(stem) for w in words)

@@ -39,13 +39,8 @@ def transition(
     if not can_transition(incident.status, target):
         raise InvalidTransition(f"incident {incident.id}: {incident.status} -> {target} is not allowed")
     change = StatusChange(status=target, at=at, actor=actor, note=note)
-    return incident.model_copy(
-        update={
-            "status": target,
-            "status_history": (*incident.status_history, change),
-            "updated_at": at,
-            **changes,
-        }
+    return _changed(
+        incident, status=target, status_history=(*incident.status_history, change), updated_at=at, **changes
     )
 
 
@@ -53,4 +48,9 @@ def record_event(
     incident: Incident, kind: str, *, at: datetime, actor: str, note: str = "", **changes: object
 ) -> Incident:
     event = HistoryEvent(kind=kind, at=at, actor=actor, note=note)
-    return incident.model_copy(update={"events": (*incident.events, event), "updated_at": at, **changes})
+    return _changed(incident, events=(*incident.events, event), updated_at=at, **changes)
+
+
+def _changed(incident: Incident, **changes: object) -> Incident:
+    """A validated copy: a misspelt field or a naive time is an error here, as everywhere in the model."""
+    return Incident.model_validate({**dict(incident), **changes})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain.errors import PermanentError
@@ -24,12 +24,14 @@ def inbound_from_cloudevent(event_id: str, event_type: str, data: Any) -> Inboun
     if isinstance(data, bytes | str):
         try:
             data = json.loads(data)
-        except json.JSONDecodeError as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UnreadableEvent(fallback, f"event data is not JSON: {exc}") from exc
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, dict):
         raise UnreadableEvent(fallback, "event data has no Pub/Sub 'message' object")
     attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise UnreadableEvent(fallback, f"message attributes are a {type(attributes).__name__}, not an object")
     message_id = str(message.get("messageId") or message.get("message_id") or event_id)
     publish_time = _time(message.get("publishTime") or message.get("publish_time"))
     try:
@@ -63,6 +65,8 @@ def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # Pub/Sub always sends UTC; a stamp without a zone is read as UTC rather than breaking age arithmetic.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -74,7 +74,7 @@ class RouteService:
         routed = self.incidents.update(incident.id, lambda i: self._mark_routed(i, departments))
         if routed is None:
             raise PermanentError(f"incident {message.incident_id} disappeared while routing")
-        return self._notify_all(routed, departments)
+        return self._notify_all(routed)
 
     def _mark_routed(self, incident: Incident, departments: list[Department]) -> Incident | None:
         if incident.status is not IncidentStatus.NEW:
@@ -92,14 +92,15 @@ class RouteService:
             reply_due_at=self.deadlines.reply_due(now, incident.classification.priority),
         )
 
-    def _notify_all(self, incident: Incident, departments: list[Department]) -> str:
-        by_id = {d.id: d for d in departments}
+    def _notify_all(self, incident: Incident) -> str:
+        # The stored routing decides who hears about it: a redelivery after a config change still finishes
+        # the notifications of the departments this incident was routed to, with their current contacts.
         results: list[str] = []
         retry: list[str] = []
         for dep_id in incident.department_ids:
-            department = by_id.get(dep_id)
+            department = self.directory.department(dep_id)
             if department is None:
-                continue  # routing changed since; the stored routing decides who hears about it
+                raise PermanentError(f"incident {incident.id} is routed to {dep_id!r}, which is no longer configured")
             for channel in department.channels:
                 try:
                     results.append(self._notify(incident, department, channel))

@@ -18,6 +18,9 @@ class RuleDirectory:
         ]
         self.rules = [*config.rules, *implicit]
 
+    def department(self, department_id: str) -> Department | None:
+        return self.by_id.get(department_id)
+
     def departments_for(self, incident: Incident) -> list[Department]:
         c = incident.classification
         matching = [r for r in self.rules if r.matches(c.category, c.municipality, c.priority)]

@@ -196,12 +196,6 @@ def test_record_event_appends_an_event_without_changing_the_status() -> None:
     assert flagged.updated_at == at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/domain/lifecycle.py:42 and :54: transition()/record_event() apply **changes with "
-    "model_copy(update=...), which skips validation: a misspelt field is silently dropped and a naive "
-    "time is stored, although models.py promises unknown fields are errors and times are always aware UTC",
-)
 @pytest.mark.parametrize(
     "changes",
     [

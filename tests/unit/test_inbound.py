@@ -231,33 +231,15 @@ def test_an_unreadable_event_is_quarantined_through_the_handler_by_its_event_id(
     assert list(quarantine.items) == ["classify.event-7"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/entrypoints/pubsub_event.py:27: event data given as bytes that are not UTF-8 makes "
-    "json.loads raise UnicodeDecodeError, which is not a JSONDecodeError, so it escapes instead of "
-    "UnreadableEvent; the function fails and the event is redelivered instead of quarantined",
-)
 def test_event_data_bytes_that_are_not_utf8_are_unreadable() -> None:
     error = unreadable(MESSAGE_PUBLISHED, b"\x80\x81 not utf-8")
     assert error.message.data == b"\x80\x81 not utf-8"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/entrypoints/pubsub_event.py:32,42: 'attributes' that is not an object (here a list) "
-    "raises AttributeError ('list' object has no attribute 'items') instead of UnreadableEvent, so the "
-    "envelope is retried rather than quarantined, against the function's docstring",
-)
 def test_attributes_that_are_not_an_object_are_unreadable() -> None:
     unreadable(MESSAGE_PUBLISHED, eventarc_data(attributes=["schema", "otklik.post.fetched"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/entrypoints/pubsub_event.py:66: a publishTime without a zone is returned as a naive "
-    "datetime; InboundHandler.handle (shared/services/inbound.py:52) then computes clock() - publish_time, "
-    "raising TypeError inside its except block, so a failing message is never quarantined by age",
-)
 def test_publish_time_without_a_zone_does_not_break_the_retry_age() -> None:
     message = inbound_from_cloudevent("event-1", MESSAGE_PUBLISHED, eventarc_data(publish_time="2026-11-20T09:00:00"))
     handler, _ = make_handler()

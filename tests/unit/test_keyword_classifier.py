@@ -141,22 +141,10 @@ def test_evidence_says_why_a_post_is_not_a_complaint() -> None:
     assert "not a complaint: спасибо" in result.evidence
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/classifier/keywords.py:85: 'администрац' is a complaint marker and a tie "
-    "(1 complaint marker vs 1 not-a-complaint phrase) counts as a complaint, so the very common "
-    "'Спасибо администрации ...' thank-you is routed to a department as a complaint",
-)
 def test_thank_you_to_the_administration_is_not_a_complaint() -> None:
     assert classify("Спасибо администрации за новую детскую площадку во дворе!").is_complaint is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/classifier/keywords.py:28: the housing stem 'ук ' (meant for the abbreviation УК) "
-    "contains a space so _matches() looks for it as a substring, and it matches the end of any word "
-    "ending in -ук: 'внук ', 'звук ', 'паук '; here it outvotes 'поликлиник' and wins the tie by order",
-)
 def test_a_word_ending_in_uk_is_not_a_management_company() -> None:
     result = classify("Внук третий день не может дозвониться до поликлиники, когда это закончится?")
     assert result.category == "healthcare"

@@ -592,13 +592,6 @@ def test_an_incident_no_longer_waiting_for_routing_is_left_alone(status: Inciden
     assert rig.sent() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/services/route.py:98-102: _notify_all resolves the stored department_ids against the "
-    "departments the directory picks *now*; when routing changed between deliveries (a deploy with a new "
-    "departments.yaml during a retry) a department the incident is routed to and that is still configured is "
-    "skipped, its notification stays 'sending' forever and the message is acknowledged",
-)
 def test_a_routed_department_is_notified_even_if_routing_changed_before_the_redelivery() -> None:
     rig = RouteRig(config=routing())
     incident = rig.store(incident_about("landscaping", "shakhty"))
