@@ -3,13 +3,14 @@
 - ``incidents/{incident_id}``: one document per incident (id from source, community and post id);
 - ``source_cursors/{source_id}``: where each source's next fetch starts;
 - ``notifications/{incident}.{department}.{channel}.{kind}``: one per notification, the idempotency record;
+- ``notification_claims/{notification}.{k}``: the k-th claim to send it (see FirestoreNotifications);
 - ``quarantine/{stage}.{message_id}``: bad messages with the reason they were refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -18,13 +19,16 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.domain.lifecycle import OPEN_FOR_REPLY
-from shared.domain.models import Incident, Notification
-from shared.ports import Claim, QuarantinedMessage, decide_claim
+from shared.domain.models import Incident, Notification, NotificationStatus
+from shared.ports import Claim, ClaimState, QuarantinedMessage
 
 INCIDENTS = "incidents"
 CURSORS = "source_cursors"
 NOTIFICATIONS = "notifications"
 QUARANTINE = "quarantine"
+NOTIFICATION_CLAIMS = "notification_claims"
+MAX_CLAIM_STEPS = 20
+FINAL_STATUSES = {NotificationStatus.SENT.value, NotificationStatus.FAILED.value}
 
 
 def to_document(data: Any) -> Any:
@@ -121,24 +125,51 @@ class FirestoreQuarantine:
 
 
 class FirestoreNotifications:
+    """Claims rest on ``create()`` alone: the one write that is atomic on Firestore, on gcloud's emulator and on
+    the standalone emulator, which ignores transaction isolation and preconditions. Claim number k of a
+    notification is the document ``notification_claims/{id}.{k}``; exactly one worker can create it, and the
+    next claim is possible only once claim k is released (the sender failed) or older than the lease."""
+
     def __init__(self, client: firestore.Client) -> None:
         self.client = client
         self.collection = client.collection(NOTIFICATIONS)
+        self.claims = client.collection(NOTIFICATION_CLAIMS)
 
     def claim(self, notification: Notification, lease_seconds: float, now: datetime) -> Claim:
+        snap = self.collection.document(notification.id).get()
+        current = Notification.model_validate(snap.to_dict()) if snap.exists else notification
+        if current.status is not NotificationStatus.SENDING:
+            return Claim(ClaimState.DONE, current)
+        lease = timedelta(seconds=lease_seconds)
+        k = current.attempts
+        for _ in range(MAX_CLAIM_STEPS):
+            if k > 0:
+                held = self.claims.document(f"{notification.id}.{k}").get()
+                data = held.to_dict() or {}
+                if held.exists and not data.get("released") and now - data["claimed_at"] < lease:
+                    return Claim(ClaimState.BUSY, current)
+            try:
+                self.claims.document(f"{notification.id}.{k + 1}").create({"claimed_at": now, "released": False})
+            except AlreadyExists:
+                k += 1  # another worker took claim k + 1; look at how fresh it is
+                continue
+            claimed = current.model_copy(update={"attempts": k + 1, "claimed_at": now})
+            self.collection.document(notification.id).set(to_document(claimed.model_dump(mode="python")))
+            return Claim(ClaimState.GRANTED, claimed)
+        return Claim(ClaimState.BUSY, current)
+
+    def save(self, notification: Notification) -> None:
+        if notification.status is NotificationStatus.SENDING and notification.claimed_at is None:
+            # Released after a failed attempt: the next delivery may claim at once.
+            self.claims.document(f"{notification.id}.{notification.attempts}").set({"released": True}, merge=True)
         ref = self.collection.document(notification.id)
 
         @firestore.transactional
-        def take(tx: firestore.Transaction) -> Claim:
-            snap = ref.get(transaction=tx)
-            current = Notification.model_validate(snap.to_dict()) if snap.exists else notification
-            claim = decide_claim(current, lease_seconds, now)
-            if claim.granted:
-                tx.set(ref, to_document(claim.notification.model_dump(mode="python")))
-            return claim
+        def write(tx: firestore.Transaction) -> None:
+            stored = ref.get(transaction=tx)
+            status = (stored.to_dict() or {}).get("status") if stored.exists else None
+            if status in FINAL_STATUSES and notification.status is NotificationStatus.SENDING:
+                return  # a slow worker's late release must not undo another's success
+            tx.set(ref, to_document(notification.model_dump(mode="python")))
 
-        result: Claim = take(self.client.transaction())
-        return result
-
-    def save(self, notification: Notification) -> None:
-        self.collection.document(notification.id).set(to_document(notification.model_dump(mode="python")))
+        write(self.client.transaction())

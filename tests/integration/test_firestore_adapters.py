@@ -103,3 +103,52 @@ def test_notification_claim_is_granted_once_busy_within_lease_done_when_sent(db:
     assert again.state is ClaimState.GRANTED and again.notification.attempts == 2
     log.save(again.notification.model_copy(update={"status": NotificationStatus.SENT}))
     assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(hours=1)).state is ClaimState.DONE
+
+
+def test_concurrent_claims_grant_exactly_one_sender(db: firestore.Client) -> None:
+    """Eight deliveries of one message race for the same notification: one sends, the rest are told it is busy."""
+    import threading
+
+    log = FirestoreNotifications(db)
+    fresh = Notification(
+        id="race",
+        incident_id="i",
+        department_id="d",
+        channel=Channel.EMAIL,
+        kind="new_incident",
+        status=NotificationStatus.SENDING,
+    )
+    barrier = threading.Barrier(8)
+    states: list[ClaimState] = []
+
+    def race() -> None:
+        barrier.wait(timeout=10)
+        states.append(log.claim(fresh, lease_seconds=60, now=T0).state)
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(states) == sorted([ClaimState.GRANTED] + [ClaimState.BUSY] * 7)
+
+
+def test_a_released_claim_lets_the_next_delivery_send_at_once_and_a_late_release_cannot_undo_sent(
+    db: firestore.Client,
+) -> None:
+    log = FirestoreNotifications(db)
+    fresh = Notification(
+        id="rel",
+        incident_id="i",
+        department_id="d",
+        channel=Channel.WEBHOOK,
+        kind="new_incident",
+        status=NotificationStatus.SENDING,
+    )
+    first = log.claim(fresh, lease_seconds=60, now=T0).notification
+    log.save(first.model_copy(update={"claimed_at": None, "last_error": "HTTP 503"}))  # failed: released
+    second = log.claim(fresh, lease_seconds=60, now=T0 + timedelta(seconds=1))
+    assert second.state is ClaimState.GRANTED and second.notification.attempts == 2
+    log.save(second.notification.model_copy(update={"status": NotificationStatus.SENT}))
+    log.save(first.model_copy(update={"claimed_at": None}))  # a slow first worker releases late
+    assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(hours=1)).state is ClaimState.DONE
