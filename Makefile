@@ -6,7 +6,7 @@ OTKLIK := $(VENV)/bin/otklik
 PYTEST_ARGS ?=
 
 .PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone lint typecheck \
-        build schemas seed clean
+        build schemas seed bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ schemas: setup  ## regenerate docs/schemas/ from the message contracts
 
 seed: setup  ## validate config/ and load departments into Firestore (FIRESTORE_EMULATOR_HOST or real project)
 	@$(OTKLIK) seed
+
+bench: setup  ## speed and memory: classifier throughput, cold start per function -> bench/results/*.json
+	@$(PY) -m bench.run
 
 clean:  ## remove build output and local state (keeps .venv and tools)
 	rm -rf build .otklik/dev .pytest_cache .mypy_cache .ruff_cache

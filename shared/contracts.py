@@ -19,7 +19,8 @@ from shared.domain.models import Department, Incident, Post, Priority, UtcDateti
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # ``schema`` is a BaseModel attribute, so the field is ``schema_`` with the alias ``schema`` on the wire.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int]
 
@@ -40,8 +41,6 @@ class PostFetchedV1(Contract):
     post: Post
     fetched_at: UtcDatetime
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
-
 
 class IncidentClassifiedV1(Contract):
     """classify -> route: an incident stored in Firestore and ready to be routed. Firestore stays the source of
@@ -57,8 +56,6 @@ class IncidentClassifiedV1(Contract):
     danger: bool
     municipality: str | None
     classified_at: UtcDatetime
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 class WebhookPost(BaseModel):
@@ -88,8 +85,6 @@ class WebhookIncidentV1(Contract):
     routed_at: UtcDatetime | None
     reply_due_at: UtcDatetime | None
     post: WebhookPost
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 def webhook_payload(incident: Incident, department: Department, event_id: str) -> WebhookIncidentV1:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.contracts import Contract
-from shared.domain.models import Department, Incident, Notification, NotificationStatus, Post
+from shared.domain.models import Department, Incident, Notification, Post
 
 
 class IncidentRepository(Protocol):
@@ -72,20 +72,11 @@ class Claim:
         return self.state is ClaimState.GRANTED
 
 
-def decide_claim(current: Notification, lease_seconds: float, now: datetime) -> Claim:
-    """The claim rule every NotificationLog applies atomically to the stored record (or a fresh one)."""
-    if current.status is not NotificationStatus.SENDING:
-        return Claim(ClaimState.DONE, current)
-    if current.claimed_at is not None and now - current.claimed_at < timedelta(seconds=lease_seconds):
-        return Claim(ClaimState.BUSY, current)
-    claimed = current.model_copy(update={"claimed_at": now, "attempts": current.attempts + 1})
-    return Claim(ClaimState.GRANTED, claimed)
-
-
 class NotificationLog(Protocol):
     def claim(self, notification: Notification, lease_seconds: float, now: datetime) -> Claim:
-        """Atomically apply ``decide_claim`` to the stored record, or to ``notification`` if none is stored,
-        and store the result when granted."""
+        """Atomically take the right to send ``notification`` (stored, or this fresh one if none is stored):
+        DONE when it was sent or failed for good, BUSY while another worker's claim is younger than the
+        lease and not released, otherwise GRANTED with ``attempts`` counted up and ``claimed_at`` = now."""
 
     def save(self, notification: Notification) -> None: ...
 

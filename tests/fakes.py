@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.contracts import Contract
 from shared.domain.errors import TransientError
 from shared.domain.lifecycle import OPEN_FOR_REPLY
-from shared.domain.models import Incident, Notification
-from shared.ports import Claim, Delivery, FetchResult, QuarantinedMessage, decide_claim
+from shared.domain.models import Incident, Notification, NotificationStatus
+from shared.ports import Claim, ClaimState, Delivery, FetchResult, QuarantinedMessage
 
 
 class MemoryIncidents:
@@ -85,6 +85,14 @@ class MemoryQuarantine:
 
     def put(self, item: QuarantinedMessage) -> None:
         self.items[item.id] = item
+
+
+def decide_claim(current: Notification, lease_seconds: float, now: datetime) -> Claim:
+    if current.status is not NotificationStatus.SENDING:
+        return Claim(ClaimState.DONE, current)
+    if current.claimed_at is not None and now - current.claimed_at < timedelta(seconds=lease_seconds):
+        return Claim(ClaimState.BUSY, current)
+    return Claim(ClaimState.GRANTED, current.model_copy(update={"claimed_at": now, "attempts": current.attempts + 1}))
 
 
 class MemoryNotifications:

@@ -26,6 +26,17 @@ def db(project_id: str) -> firestore.Client:
     return firestore.Client(project=project_id)
 
 
+def fresh_notification(notification_id: str, channel: Channel = Channel.WEBHOOK) -> Notification:
+    return Notification(
+        id=notification_id,
+        incident_id="i",
+        department_id="d",
+        channel=channel,
+        kind="new_incident",
+        status=NotificationStatus.SENDING,
+    )
+
+
 def test_incident_is_created_once_and_reads_back_equal(db: firestore.Client) -> None:
     incidents = FirestoreIncidents(db)
     incident = make_incident("10")
@@ -88,14 +99,7 @@ def test_quarantine_keeps_one_record_per_message(db: firestore.Client) -> None:
 
 def test_notification_claim_is_granted_once_busy_within_lease_done_when_sent(db: firestore.Client) -> None:
     log = FirestoreNotifications(db)
-    fresh = Notification(
-        id="n1",
-        incident_id="i",
-        department_id="d",
-        channel=Channel.WEBHOOK,
-        kind="new_incident",
-        status=NotificationStatus.SENDING,
-    )
+    fresh = fresh_notification("n1", Channel.WEBHOOK)
     first = log.claim(fresh, lease_seconds=60, now=T0)
     assert first.state is ClaimState.GRANTED and first.notification.attempts == 1
     assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(seconds=30)).state is ClaimState.BUSY
@@ -110,14 +114,7 @@ def test_concurrent_claims_grant_exactly_one_sender(db: firestore.Client) -> Non
     import threading
 
     log = FirestoreNotifications(db)
-    fresh = Notification(
-        id="race",
-        incident_id="i",
-        department_id="d",
-        channel=Channel.EMAIL,
-        kind="new_incident",
-        status=NotificationStatus.SENDING,
-    )
+    fresh = fresh_notification("race", Channel.EMAIL)
     barrier = threading.Barrier(8)
     states: list[ClaimState] = []
 
@@ -137,14 +134,7 @@ def test_a_released_claim_lets_the_next_delivery_send_at_once_and_a_late_release
     db: firestore.Client,
 ) -> None:
     log = FirestoreNotifications(db)
-    fresh = Notification(
-        id="rel",
-        incident_id="i",
-        department_id="d",
-        channel=Channel.WEBHOOK,
-        kind="new_incident",
-        status=NotificationStatus.SENDING,
-    )
+    fresh = fresh_notification("rel", Channel.WEBHOOK)
     first = log.claim(fresh, lease_seconds=60, now=T0).notification
     log.save(first.model_copy(update={"claimed_at": None, "last_error": "HTTP 503"}))  # failed: released
     second = log.claim(fresh, lease_seconds=60, now=T0 + timedelta(seconds=1))

@@ -1,0 +1,123 @@
+"""``make bench``: speed and memory of the pieces that decide cost and latency, written to bench/results/.
+
+- classifier: posts/s on one core and per-post latency (p50, p99) of the classify function's classifier;
+- cold start: per function, a fresh interpreter importing main.py under functions-framework and building its
+  service from configuration (the work a new instance does before its first request): wall time and peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+COLD_START = """
+import resource, sys, time
+t0 = time.perf_counter()
+from functions_framework import create_app
+app = create_app(target={name!r}, source={source!r})
+from shared import bootstrap
+bootstrap.{service}()
+elapsed = time.perf_counter() - t0
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+# Clients are built, not connected: emulator hosts stand in for the credentials lookup a real instance does.
+COLD_START_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "OTKLIK_PROJECT_ID": "bench",
+    "OTKLIK_SMTP_HOST": "127.0.0.1",
+    "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
+    "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
+}
+SERVICES = {
+    "ingest": "ingest_service",
+    "classify": "classify_service",
+    "route": "route_service",
+    "remind": "remind_service",
+}
+
+
+def bench_classifier(target_posts: int = 20_000) -> dict[str, object]:
+    sys.path.insert(0, str(ROOT))
+    from otklik.standins.vk import DEMO_WALLS
+    from shared.classifier.keywords import KeywordClassifier
+    from shared.domain.models import Post
+
+    walls = json.loads(DEMO_WALLS.read_text(encoding="utf-8"))["communities"]
+    posts = [
+        Post(
+            source="vk",
+            community=str(c["owner_id"]),
+            post_id=str(i["id"]),
+            text=i["text"],
+            published_at=datetime.fromtimestamp(i["date"], UTC),
+            url="https://vk.com/wall",
+            municipality_hint="x",
+        )
+        for c in walls
+        for i in c["items"]
+    ]
+    corpus = (posts * (target_posts // len(posts) + 1))[:target_posts]
+    classifier = KeywordClassifier()
+    latencies = []
+    began = time.perf_counter()
+    for post in corpus:
+        t = time.perf_counter()
+        classifier.classify(post)
+        latencies.append(time.perf_counter() - t)
+    total = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "posts": len(corpus),
+        "mean_chars": round(statistics.mean(len(p.text) for p in corpus)),
+        "posts_per_second": round(len(corpus) / total),
+        "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 3),
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+    }
+
+
+def bench_cold_start(repeats: int = 3) -> dict[str, object]:
+    results: dict[str, object] = {}
+    for name, service in SERVICES.items():
+        runs = []
+        for _ in range(repeats):
+            code = COLD_START.format(name=name, source=str(ROOT / "functions" / name / "main.py"), service=service)
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=COLD_START_ENV
+            )
+            seconds, max_rss_kb = out.stdout.split()
+            runs.append((float(seconds), int(max_rss_kb)))
+        results[name] = {
+            "seconds_median": round(statistics.median(r[0] for r in runs), 3),
+            "peak_rss_mb": round(max(r[1] for r in runs) / 1024, 1),
+            "repeats": repeats,
+        }
+    return results
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "when": datetime.now(UTC).isoformat(),
+    }
+    for name, run in (("classifier", bench_classifier), ("cold_start", bench_cold_start)):
+        result = {"machine": machine, "results": run()}
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"{name}: {json.dumps(result['results'], ensure_ascii=False)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
