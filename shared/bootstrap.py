@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from google.cloud import firestore
     from google.cloud.pubsub_v1 import PublisherClient
 
+    from shared.adapters.vk_callback import VkCallbackService
     from shared.services.classify import ClassifyService
-    from shared.services.ingest import IngestService
+    from shared.services.inbox import InboxService
+    from shared.services.ingest import IngestService, PostIntake
     from shared.services.remind import RemindService
     from shared.services.route import RouteService
 
@@ -119,25 +121,67 @@ def route_service() -> RouteService:
 
 
 @cache
-def ingest_service() -> IngestService:
-    from shared.adapters.firestore import FirestoreCursors, FirestoreQuarantine
+def post_intake() -> PostIntake:
+    from shared.adapters.firestore import PUBLISHED_POSTS, FirestoreMarkers
     from shared.adapters.pubsub import PubSubPublisher
-    from shared.adapters.vk import VkClient, VkWallConnector
-    from shared.ports import SourceConnector
-    from shared.services.ingest import IngestService
+    from shared.services.ingest import PostIntake
 
     s = settings()
-    token = s.vk_token.get_secret_value() if s.vk_token else None
-    vk = VkClient(http_client(), s.vk_api_base, token, s.vk_api_version)
-    connectors: list[SourceConnector] = [VkWallConnector(src, vk) for src in s.sources if src.kind == "vk_wall"]
-    return IngestService(
-        connectors,
-        FirestoreCursors(firestore_client()),
+    return PostIntake(
+        FirestoreMarkers(firestore_client(), PUBLISHED_POSTS),
         PubSubPublisher(publisher_client(), s.project_id),
-        FirestoreQuarantine(firestore_client()),
         s.topic_posts,
         clock,
     )
+
+
+@cache
+def ingest_service() -> IngestService:
+    from shared.adapters.firestore import FirestoreCursors, FirestoreQuarantine, FirestoreSourceHealth
+    from shared.adapters.sources import SourceFactory
+    from shared.services.ingest import IngestService
+
+    s = settings()
+    return IngestService(
+        SourceFactory(s, http_client()).watched(s.sources),
+        FirestoreCursors(firestore_client()),
+        post_intake(),
+        FirestoreQuarantine(firestore_client()),
+        FirestoreSourceHealth(firestore_client()),
+        clock,
+        timedelta(seconds=s.ingest_budget_seconds),
+    )
+
+
+@cache
+def vk_callback_service() -> VkCallbackService:
+    from shared.adapters.firestore import VK_CALLBACK_EVENTS, FirestoreMarkers, FirestoreQuarantine
+    from shared.adapters.vk_callback import VkCallbackService
+    from shared.source_config import VkCallbackSource
+
+    s = settings()
+    communities = {src.group_id: src for src in s.sources if isinstance(src, VkCallbackSource)}
+    secret = s.vk_callback_secret.get_secret_value() if s.vk_callback_secret else None
+    return VkCallbackService(
+        communities,
+        secret,
+        post_intake(),
+        FirestoreMarkers(firestore_client(), VK_CALLBACK_EVENTS, keep_days=7),
+        FirestoreQuarantine(firestore_client()),
+        clock,
+    )
+
+
+@cache
+def inbox_service() -> InboxService:
+    from shared.adapters.firestore import FirestoreQuarantine
+    from shared.services.inbox import InboxService
+    from shared.source_config import InboxSource
+
+    s = settings()
+    sources = {src.id: src for src in s.sources if isinstance(src, InboxSource)}
+    token = s.inbox_token.get_secret_value() if s.inbox_token else None
+    return InboxService(sources, token, post_intake(), FirestoreQuarantine(firestore_client()), clock)
 
 
 @cache
@@ -158,7 +202,10 @@ def reset() -> None:
         inbound,
         classify_service,
         route_service,
+        post_intake,
         ingest_service,
+        vk_callback_service,
+        inbox_service,
         remind_service,
     ):
         factory.cache_clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
 from shared.domain.models import Department, RoutingRule
+from shared.source_config import SOURCE_KINDS, SourceConfig, SourcesFile
 
 # Beside the deployed function (build/functions/<name>/config) and at the repo root in development.
 _DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -37,6 +38,32 @@ class Settings(BaseSettings):
     vk_api_base: str = Field(default="https://api.vk.com", description="VK API base URL")
     vk_api_version: str = Field(default="5.199", description="VK API version sent as v=")
     vk_token: SecretStr | None = Field(default=None, description="VK access token (secret)")
+    vk_token_kind: Literal["user", "community", "service"] = Field(
+        default="service", description="kind of OTKLIK_VK_TOKEN; sets the default request rate"
+    )
+    vk_requests_per_second: float | None = Field(
+        default=None, gt=0, description="VK request rate per token (default: user 3, community 20, service 3)"
+    )
+    vk_callback_secret: SecretStr | None = Field(
+        default=None, description="the secret VK sends in every Callback API request (secret)"
+    )
+    telegram_api_base: str = Field(default="https://api.telegram.org", description="Telegram Bot API base URL")
+    telegram_bot_token: SecretStr | None = Field(default=None, description="Telegram bot token (secret)")
+    ok_api_base: str = Field(default="https://api.ok.ru", description="Odnoklassniki API base URL")
+    ok_application_key: str | None = Field(default=None, description="Odnoklassniki application public key")
+    ok_application_secret_key: SecretStr | None = Field(
+        default=None, description="Odnoklassniki application secret key, for sig (secret)"
+    )
+    ok_access_token: SecretStr | None = Field(default=None, description="Odnoklassniki access token (secret)")
+    inbox_token: SecretStr | None = Field(
+        default=None, description="bearer token other systems send to the inbox function (secret)"
+    )
+    ingest_budget_seconds: float = Field(
+        default=240.0, gt=0, description="ingest stops starting new sources after this long (function timeout 300 s)"
+    )
+    source_retry_attempts: int = Field(default=5, ge=1, description="tries of one source API call before giving up")
+    source_backoff_seconds: float = Field(default=1.0, gt=0, description="base of the exponential backoff")
+    source_backoff_max_seconds: float = Field(default=60.0, gt=0, description="longest wait between two tries")
     http_timeout_seconds: float = Field(default=10.0, gt=0, description="timeout of outgoing HTTP calls")
     smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications")
     smtp_port: int = Field(default=587, description="SMTP port")
@@ -65,6 +92,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="log level of the JSON logs")
 
+    @property
+    def vk_rate(self) -> float:
+        default = {"user": 3.0, "community": 20.0, "service": 3.0}[self.vk_token_kind]
+        return self.vk_requests_per_second or default
+
     @cached_property
     def sources(self) -> list[SourceConfig]:
         return load_sources(self.config_dir / "sources.yaml")
@@ -76,23 +108,6 @@ class Settings(BaseSettings):
 
 class _ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceConfig(_ConfigModel):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    kind: Literal["vk_wall"]
-    owner_id: int | None = Field(default=None, description="VK community id, negative")
-    domain: str | None = Field(default=None, description="VK short name, instead of owner_id")
-    municipality: str | None = None
-    max_posts_first_run: int = Field(default=100, gt=0, description="backfill on the very first fetch")
-    enabled: bool = True
-
-    @field_validator("owner_id")
-    @classmethod
-    def _community_is_negative(cls, value: int | None) -> int | None:
-        if value is not None and value >= 0:
-            raise ValueError("a VK community's owner_id is negative (-<group id>)")
-        return value
 
 
 class RoutingConfig(_ConfigModel):
@@ -133,28 +148,23 @@ def _read_yaml(path: Path) -> Any:
 
 def _explain(path: Path, exc: ValidationError) -> ConfigError:
     lines = [f"{path}: invalid configuration"]
+    kinds = set(SOURCE_KINDS)
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        # Drop the union member pydantic names (sources.0.vk_wall.id -> sources.0.id): the entry says its kind.
+        loc = [str(p) for p in err["loc"] if str(p) not in kinds]
+        if err["type"] == "union_tag_invalid":
+            loc.append("kind")
+        where = ".".join(loc) or "(top level)"
         lines.append(f"  {where}: {err['msg']}")
     return ConfigError("\n".join(lines))
 
 
-class _SourcesFile(_ConfigModel):
-    sources: tuple[SourceConfig, ...]
-
-
 def load_sources(path: Path) -> list[SourceConfig]:
+    """The enabled sources of ``path``, or ConfigError naming the file and the entry."""
     try:
-        parsed = _SourcesFile.model_validate(_read_yaml(path))
+        parsed = SourcesFile.model_validate(_read_yaml(path))
     except ValidationError as exc:
         raise _explain(path, exc) from exc
-    ids = [s.id for s in parsed.sources]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise ConfigError(f"{path}: source ids must be unique, repeated: {dupes}")
-    for s in parsed.sources:
-        if (s.owner_id is None) == (s.domain is None):
-            raise ConfigError(f"{path}: source {s.id!r}: give exactly one of owner_id and domain")
     return [s for s in parsed.sources if s.enabled]
 
 

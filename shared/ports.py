@@ -37,6 +37,22 @@ class CursorStore(Protocol):
     def set(self, source_id: str, cursor: dict[str, Any]) -> None: ...
 
 
+class MarkerSet(Protocol):
+    """Keys that were seen already: posts some path has published, Callback API events handled."""
+
+    def unseen(self, keys: list[str]) -> set[str]: ...
+
+    def mark(self, keys: list[str], at: datetime) -> None: ...
+
+
+class SourceHealthStore(Protocol):
+    """Per source: status (ok, failing, stopped, skipped), last error and what a person should do about it."""
+
+    def get(self, source_id: str) -> dict[str, Any] | None: ...
+
+    def set(self, source_id: str, record: dict[str, Any]) -> None: ...
+
+
 class Publisher(Protocol):
     def publish(self, topic: str, messages: Sequence[Contract]) -> list[str]:
         """Publish and wait until every message is accepted by Pub/Sub; return their ids. Raises on failure."""

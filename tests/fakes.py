@@ -142,3 +142,26 @@ class ListConnector:
         fresh = [p for p in self.posts if int(p.post_id) > last]
         newest = max([last, *(int(p.post_id) for p in fresh)])
         return FetchResult(posts=fresh, cursor={"last_post_id": newest})
+
+
+class MemoryMarkers:
+    def __init__(self) -> None:
+        self.items: dict[str, datetime] = {}
+
+    def unseen(self, keys: list[str]) -> set[str]:
+        return {k for k in keys if k not in self.items}
+
+    def mark(self, keys: list[str], at: datetime) -> None:
+        for k in keys:
+            self.items[k] = at
+
+
+class MemoryHealth:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get(self, source_id: str) -> dict[str, Any] | None:
+        return self.items.get(source_id)
+
+    def set(self, source_id: str, record: dict[str, Any]) -> None:
+        self.items[source_id] = dict(record)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otklik import REPO_ROOT
+from otklik.stack import topology
 from otklik.stack.processes import ManagedProcess, free_port, wait_for_port
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-NAMES = ("ingest", "classify", "route", "remind")
+NAMES = tuple(topology.load().functions)
 
 
 @dataclass

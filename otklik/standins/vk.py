@@ -1,15 +1,30 @@
-"""A stand-in for the VK API (https://api.vk.com/method/<name>, version 5.199) serving community walls from a
-file. It answers ``wall.get`` as https://dev.vk.com/ru/method/wall.get documents it: ``{"response": {"count",
-"items"}}``, pinned post first, then newest first, ``offset``/``count`` paging (count at most 100); and errors
-as ``{"error": {"error_code", "error_msg", "request_params"}}`` (5: bad token, 100: bad parameter, 8: no v)."""
+"""A stand-in for the VK API (https://api.vk.com/method/<name>, version 5.199), answering as dev.vk.com documents:
+
+- ``wall.get`` (https://dev.vk.com/ru/method/wall.get): ``{"response": {"count", "items"}}``, the pinned post
+  first, then newest first, ``offset``/``count`` paging (count at most 100), by ``owner_id`` or ``domain``;
+- ``wall.getComments``: top-level comments oldest first (``sort=asc``) or newest first, ``offset``/``count``,
+  with ``thread.items`` when ``thread_items_count`` is given; deleted comments stay as ``deleted: true``;
+- ``newsfeed.search``: public posts matching any word of ``q`` (and within 25 km of ``latitude``/``longitude``),
+  newer than ``start_time``, newest first, ``count`` at most 200, paged by ``start_from``/``next_from``;
+- errors as ``{"error": {"error_code", "error_msg", "request_params"}}``: 5 bad token, 8 no ``v``, 100 bad
+  parameter, 6 too many requests per second (with ``max_requests_per_second`` set), or any error queued with
+  ``fail_next``;
+and, as VK's Callback API does, it POSTs events (``confirmation``, ``wall_post_new``, ``wall_reply_new``) to a
+server: ``push_event``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 from otklik.standins.http import LoopbackServer, QuietHandler
 
@@ -21,27 +36,66 @@ VK_ERROR_MESSAGES = {
     9: "Flood control",
     10: "Internal server error",
     15: "Access denied",
+    18: "User was deleted or banned",
     29: "Rate limit reached",
+    203: "Access to group denied",
 }
-DEMO_WALLS = Path(__file__).resolve().parent.parent / "demo" / "data" / "vk_walls.json"
+DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
+DEMO_WALLS = DATA / "vk_walls.json"
+DEMO_COMMENTS = DATA / "vk_comments.json"
+DEMO_SEARCH_EXTRA = DATA / "vk_search_extra.json"
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    """Without our ground-truth labels (``_label``), recursively: what VK itself would send."""
+    clean = {k: v for k, v in item.items() if not k.startswith("_")}
+    thread = clean.get("thread")
+    if isinstance(thread, dict) and isinstance(thread.get("items"), list):
+        clean["thread"] = {**thread, "items": [_strip(i) for i in thread["items"]]}
+    return clean
 
 
 class VkStandIn(LoopbackServer):
-    def __init__(self, walls_file: Path = DEMO_WALLS, token: str | None = None) -> None:
+    def __init__(
+        self,
+        walls_file: Path = DEMO_WALLS,
+        token: str | None = None,
+        comments_file: Path | None = None,
+        search_extra_file: Path | None = None,
+        max_requests_per_second: float | None = None,
+    ) -> None:
         super().__init__(_VkHandler)
         self.token = token
+        self.max_requests_per_second = max_requests_per_second
         self.lock = threading.Lock()
         self.calls: list[dict[str, str]] = []
         self.failures: list[tuple[str, int]] = []  # ("vk", error code) or ("http", status), consumed in order
+        self.request_times: deque[float] = deque()
         self.walls: dict[int, dict[str, Any]] = {}
         data = json.loads(walls_file.read_text(encoding="utf-8"))
         for community in data["communities"]:
-            items = [{k: v for k, v in item.items() if not k.startswith("_")} for item in community["items"]]
+            items = [_strip(item) for item in community["items"]]
             self.walls[int(community["owner_id"])] = {**community, "items": items}
+        self.comments: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        if comments_file is not None and comments_file.exists():
+            raw = json.loads(comments_file.read_text(encoding="utf-8"))["comments"]
+            for owner, posts in raw.items():
+                for post_id, comments in posts.items():
+                    self.comments[(int(owner), int(post_id))] = [_strip(c) for c in comments]
+            self._count_comments()
+        self.search_extra: list[dict[str, Any]] = []
+        if search_extra_file is not None and search_extra_file.exists():
+            self.search_extra = [_strip(i) for i in json.loads(search_extra_file.read_text(encoding="utf-8"))["items"]]
+
+    @classmethod
+    def demo(cls, token: str | None = None) -> VkStandIn:
+        return cls(DEMO_WALLS, token, DEMO_COMMENTS, DEMO_SEARCH_EXTRA)
 
     @property
     def api_base(self) -> str:
         return self.url
+
+    # --- what tests and the demo change ---------------------------------------------------------------
 
     def add_post(self, owner_id: int, item: dict[str, Any]) -> None:
         """A new post appears on the wall (after the pinned one, newest first)."""
@@ -50,6 +104,11 @@ class VkStandIn(LoopbackServer):
             at = 1 if items and items[0].get("is_pinned") else 0
             items.insert(at, item)
 
+    def add_comment(self, comment: dict[str, Any]) -> None:
+        with self.lock:
+            self.comments.setdefault((int(comment["owner_id"]), int(comment["post_id"])), []).append(comment)
+            self._count_comments()
+
     def fail_next(self, *, vk_error: int | None = None, http_status: int | None = None) -> None:
         """The next call answers with this VK error object (e.g. 6: too many requests) or HTTP status."""
         with self.lock:
@@ -57,6 +116,41 @@ class VkStandIn(LoopbackServer):
 
     def all_posts(self) -> list[tuple[int, dict[str, Any]]]:
         return [(oid, item) for oid, wall in self.walls.items() for item in wall["items"]]
+
+    def all_comments(self) -> list[dict[str, Any]]:
+        """Every comment and thread reply that is not deleted."""
+        found = []
+        for comments in self.comments.values():
+            for c in comments:
+                found += [x for x in [c, *(c.get("thread") or {}).get("items", [])] if not x.get("deleted")]
+        return found
+
+    def push_event(
+        self, url: str, event_type: str, group_id: int, secret: str | None, obj: Any = None, event_id: str | None = None
+    ) -> httpx.Response:
+        """POST a Callback API event to ``url`` as VK does."""
+        body: dict[str, Any] = {"type": event_type, "group_id": group_id}
+        if event_type != "confirmation":
+            body |= {"event_id": event_id or f"ev{time.monotonic_ns():x}", "v": "5.199", "object": obj}
+            if secret is not None:
+                body["secret"] = secret
+        return httpx.post(url, json=body, timeout=30)
+
+    def _count_comments(self) -> None:
+        for (owner, post_id), comments in self.comments.items():
+            for item in self.walls.get(owner, {}).get("items", []):
+                if item.get("id") == post_id:
+                    total = sum(1 + len((c.get("thread") or {}).get("items", [])) for c in comments)
+                    item["comments"] = {**item.get("comments", {}), "count": total}
+
+    def _over_rate(self) -> bool:
+        if self.max_requests_per_second is None:
+            return False
+        now = time.monotonic()
+        self.request_times.append(now)
+        while self.request_times and now - self.request_times[0] >= 1.0:
+            self.request_times.popleft()
+        return len(self.request_times) > self.max_requests_per_second
 
 
 class _VkHandler(QuietHandler):
@@ -74,52 +168,101 @@ class _VkHandler(QuietHandler):
         with owner.lock:
             owner.calls.append({"method": method, **{k: v for k, v in params.items() if k != "access_token"}})
             failure = owner.failures.pop(0) if owner.failures else None
+            if failure is None and owner._over_rate():
+                failure = ("vk", 6)
         if failure is not None and failure[0] == "http":
             self.reply(failure[1], b"<html><body>Bad Gateway</body></html>", "text/html")
             return
-        answer = self._dispatch(owner, method, params)
+        answer = _dispatch(owner, method, params)
         if failure is not None:
-            answer = {
-                "error": {
-                    "error_code": failure[1],
-                    "error_msg": VK_ERROR_MESSAGES.get(failure[1], "Error"),
-                    "request_params": [{"key": "method", "value": method}],
-                }
-            }
+            answer = _error(method, params, failure[1], VK_ERROR_MESSAGES.get(failure[1], "Error"))
         self.reply(200, json.dumps(answer, ensure_ascii=False).encode("utf-8"))
 
-    def _dispatch(self, owner: VkStandIn, method: str, params: dict[str, str]) -> dict[str, Any]:
-        request_params = [{"key": "method", "value": method}] + [
-            {"key": k, "value": v} for k, v in params.items() if k != "access_token"
-        ]
 
-        def error(code: int, msg: str) -> dict[str, Any]:
-            return {"error": {"error_code": code, "error_msg": msg, "request_params": request_params}}
+def _error(method: str, params: dict[str, str], code: int, msg: str) -> dict[str, Any]:
+    request_params = [{"key": "method", "value": method}] + [
+        {"key": k, "value": v} for k, v in params.items() if k != "access_token"
+    ]
+    return {"error": {"error_code": code, "error_msg": msg, "request_params": request_params}}
 
-        if "v" not in params:
-            return error(8, "Invalid request: v (version) is required")
-        if owner.token is not None and params.get("access_token") != owner.token:
-            return error(5, "User authorization failed: invalid access_token (4).")
-        if method != "wall.get":
-            return error(3, "Unknown method passed")
-        wall = self._find_wall(owner, params)
-        if wall is None:
-            return error(100, "One of the parameters specified was missing or invalid: owner_id is undefined")
-        try:
-            offset = int(params.get("offset", 0))
-            count = min(int(params.get("count", 20)), 100)
-        except ValueError:
-            return error(100, "One of the parameters specified was missing or invalid: offset or count")
+
+def _dispatch(owner: VkStandIn, method: str, params: dict[str, str]) -> dict[str, Any]:
+    if "v" not in params:
+        return _error(method, params, 8, "Invalid request: v (version) is required")
+    if owner.token is not None and params.get("access_token") != owner.token:
+        return _error(method, params, 5, VK_ERROR_MESSAGES[5])
+    handler = {"wall.get": _wall_get, "wall.getComments": _wall_get_comments, "newsfeed.search": _search}.get(method)
+    if handler is None:
+        return _error(method, params, 3, "Unknown method passed")
+    try:
         with owner.lock:
-            items = list(wall["items"])
-        return {"response": {"count": len(items), "items": items[offset : offset + count]}}
+            return handler(owner, params)
+    except ValueError as exc:
+        return _error(method, params, 100, f"One of the parameters specified was missing or invalid: {exc}")
 
-    @staticmethod
-    def _find_wall(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any] | None:
-        if "owner_id" in params:
-            try:
-                return owner.walls.get(int(params["owner_id"]))
-            except ValueError:
-                return None
-        domain = params.get("domain")
-        return next((w for w in owner.walls.values() if w.get("screen_name") == domain), None)
+
+def _wall_get(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
+    wall = _find_wall(owner, params)
+    if wall is None:
+        raise ValueError("owner_id is undefined")
+    offset, count = int(params.get("offset", 0)), min(int(params.get("count", 20)), 100)
+    items = wall["items"]
+    return {"response": {"count": len(items), "items": items[offset : offset + count]}}
+
+
+def _wall_get_comments(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
+    if "owner_id" not in params or "post_id" not in params:
+        raise ValueError("post_id is undefined")
+    comments = owner.comments.get((int(params["owner_id"]), int(params["post_id"])), [])
+    ordered = comments if params.get("sort", "asc") == "asc" else list(reversed(comments))
+    offset, count = int(params.get("offset", 0)), min(int(params.get("count", 10)), 100)
+    thread_items = min(int(params.get("thread_items_count", 0)), 10)
+    page = []
+    for c in ordered[offset : offset + count]:
+        thread = c.get("thread") or {"count": 0, "items": []}
+        page.append({**c, "thread": {"count": thread.get("count", 0), "items": thread.get("items", [])[:thread_items]}})
+    return {"response": {"count": len(comments), "current_level_count": len(comments), "items": page}}
+
+
+def _search(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
+    words = [w for w in params.get("q", "").lower().split() if w]
+    if not words:
+        raise ValueError("q is undefined")
+    start_time = int(params.get("start_time", 0))
+    count = min(int(params.get("count", 30)), 200)
+    offset = int(params.get("start_from") or 0)
+    center = (float(params["latitude"]), float(params["longitude"])) if "latitude" in params else None
+    posts = [item for _, item in owner.all_posts() if not item.get("is_pinned")] + owner.search_extra
+    found = [
+        p
+        for p in posts
+        if int(p.get("date", 0)) >= start_time
+        and any(w in str(p.get("text", "")).lower() for w in words)
+        and (center is None or _within_km(p.get("geo"), center, 25))
+    ]
+    found.sort(key=lambda p: int(p["date"]), reverse=True)
+    page = found[offset : offset + count]
+    response: dict[str, Any] = {"items": page, "count": len(page), "total_count": len(found)}
+    if offset + count < len(found):
+        response["next_from"] = str(offset + count)
+    return {"response": response}
+
+
+def _within_km(geo: Any, center: tuple[float, float], km: float) -> bool:
+    if not isinstance(geo, dict) or not geo.get("coordinates"):
+        return False
+    lat, lon = (float(x) for x in str(geo["coordinates"]).split())
+    dlat = math.radians(lat - center[0])
+    dlon = math.radians(lon - center[1])
+    a = (
+        math.sin(dlat / 2) ** 2
+        + math.cos(math.radians(lat)) * math.cos(math.radians(center[0])) * math.sin(dlon / 2) ** 2
+    )
+    return 6371 * 2 * math.asin(math.sqrt(a)) <= km
+
+
+def _find_wall(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any] | None:
+    if "owner_id" in params:
+        return owner.walls.get(int(params["owner_id"]))
+    domain = params.get("domain")
+    return next((w for w in owner.walls.values() if w.get("screen_name") == domain), None)

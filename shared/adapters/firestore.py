@@ -4,7 +4,10 @@
 - ``source_cursors/{source_id}``: where each source's next fetch starts;
 - ``notifications/{incident}.{department}.{channel}.{kind}``: one per notification, the idempotency record;
 - ``notification_claims/{notification}.{k}``: the k-th claim to send it (see FirestoreNotifications);
-- ``quarantine/{stage}.{message_id}``: bad messages with the reason they were refused.
+- ``quarantine/{stage}.{message_id}``: bad messages with the reason they were refused;
+- ``published_posts/{incident_id}``: posts ingest has published (so another path does not publish them again);
+- ``vk_callback_events/{event_id}``: Callback API events handled (VK retries until it hears "ok");
+- ``source_health/{source_id}``: each source's status, last error and what to do about it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ CURSORS = "source_cursors"
 NOTIFICATIONS = "notifications"
 QUARANTINE = "quarantine"
 NOTIFICATION_CLAIMS = "notification_claims"
+PUBLISHED_POSTS = "published_posts"
+VK_CALLBACK_EVENTS = "vk_callback_events"
+SOURCE_HEALTH = "source_health"
+# Markers are only needed while the same post or event can still turn up again (search, comments, Callback
+# API retries); a Firestore TTL policy on expire_at (infra/terraform) deletes them after this long.
+MARKER_DAYS = 60
 MAX_CLAIM_STEPS = 20
 FINAL_STATUSES = {NotificationStatus.SENT.value, NotificationStatus.FAILED.value}
 
@@ -173,3 +182,38 @@ class FirestoreNotifications:
             tx.set(ref, to_document(notification.model_dump(mode="python")))
 
         write(self.client.transaction())
+
+
+class FirestoreMarkers:
+    """A set of keys as documents ``{collection}/{key}`` with ``marked_at`` and ``expire_at`` (for TTL)."""
+
+    def __init__(self, client: firestore.Client, collection: str, keep_days: int = MARKER_DAYS) -> None:
+        self.client = client
+        self.collection = client.collection(collection)
+        self.keep = timedelta(days=keep_days)
+
+    def unseen(self, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        refs = [self.collection.document(k) for k in keys]
+        seen = {snap.id for snap in self.client.get_all(refs) if snap.exists}
+        return set(keys) - seen
+
+    def mark(self, keys: list[str], at: datetime) -> None:
+        for start in range(0, len(keys), 400):  # a batch holds at most 500 writes
+            batch = self.client.batch()
+            for key in keys[start : start + 400]:
+                batch.set(self.collection.document(key), {"marked_at": at, "expire_at": at + self.keep})
+            batch.commit()
+
+
+class FirestoreSourceHealth:
+    def __init__(self, client: firestore.Client) -> None:
+        self.collection = client.collection(SOURCE_HEALTH)
+
+    def get(self, source_id: str) -> dict[str, Any] | None:
+        snap = self.collection.document(source_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def set(self, source_id: str, record: dict[str, Any]) -> None:
+        self.collection.document(source_id).set(record)

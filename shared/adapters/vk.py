@@ -1,70 +1,115 @@
-"""VK community wall connector (``wall.get``, API 5.199) over httpx.
+"""VK connectors over httpx, API version 5.199: community walls (``wall.get``), the comments under their newest
+posts (``wall.getComments``), and keyword / place search (``newsfeed.search``).
 
-The cursor is ``{"last_post_id": N}``: VK post ids grow with time on a wall, and ``wall.get`` returns the pinned
-post first and then newest first, so pages are read until a post at or below the cursor appears.
+Every call goes through ``Polite`` (the token's request rate, backoff with jitter on VK errors 1/6/9/10/29 and
+HTTP 429/5xx). Errors that need a person (a revoked token, a closed community) raise ``SourceAccessError``
+with what to do; the ingest service stops that source and keeps the others going.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from shared.config import SourceConfig
-from shared.domain.errors import TransientError
+from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Geo, Post
 from shared.ports import FetchResult, Rejected
+from shared.source_config import VkSearchSource, VkWallSource
 
-PAGE_SIZE = 100  # wall.get's maximum
+PAGE_SIZE = 100  # wall.get and wall.getComments' maximum
+SEARCH_PAGE_SIZE = 200  # newsfeed.search's maximum
 MAX_PAGES = 50
-# https://dev.vk.com/ru/reference/errors: worth retrying later vs. needs a person
+SEARCH_MAX_RESULTS = 1000  # newsfeed.search returns at most 1000 results per query
+# https://dev.vk.com/ru/reference/errors
 RETRYABLE_ERRORS = {1, 6, 9, 10, 29}
+ACCESS_ERRORS = {
+    5: "the VK token is invalid, expired or revoked: issue a new one and store it as OTKLIK_VK_TOKEN "
+    "(Secret Manager) — then the source resumes by itself",
+    15: "access denied: the community is closed or the token cannot read it; use a token with access or "
+    "disable the source in sources.yaml",
+    17: "VK asks the token's user to validate the account: log in as that user, or issue a service token",
+    18: "the page was deleted or banned: disable the source in sources.yaml",
+    28: "the application's authorization failed: check the VK app and issue a new token",
+    30: "the profile is private: disable the source or use a token with access",
+    203: "access to the community is denied: the token's user must join it, or disable the source",
+}
 
 
-class VkApiError(Exception):
+class VkApiError(PermanentError):
+    """A VK error that retrying will not fix and that is not about access (a bad parameter, say)."""
+
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"VK error {code}: {message}")
         self.code = code
 
 
 class VkClient:
-    def __init__(self, http: httpx.Client, base_url: str, token: str | None, version: str) -> None:
+    def __init__(self, http: httpx.Client, base_url: str, token: str | None, version: str, polite: Any) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.version = version
+        self.polite = polite
 
     def call(self, method: str, **params: Any) -> Any:
+        return self.polite.call(lambda: self._call_once(method, params))
+
+    def _call_once(self, method: str, params: dict[str, Any]) -> Any:
         data = {k: v for k, v in params.items() if v is not None} | {"v": self.version}
         if self.token:
             data["access_token"] = self.token
-        # POST keeps the token out of URLs (and so out of proxies' access logs).
-        response = self.http.post(f"{self.base_url}/method/{method}", data=data)
+        try:
+            # POST keeps the token out of URLs (and so out of proxies' access logs).
+            response = self.http.post(f"{self.base_url}/method/{method}", data=data)
+        except httpx.TransportError as exc:
+            raise TransientError(f"VK {method}: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"VK {method}: HTTP {response.status_code}")
-        response.raise_for_status()
-        body = response.json()
+            raise TransientError(f"VK {method}: HTTP {response.status_code}", _retry_after(response))
+        if response.status_code >= 400:
+            raise VkApiError(0, f"{method}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise TransientError(f"VK {method}: the answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise VkApiError(0, f"{method}: unexpected answer of type {type(body).__name__}")
         if "error" in body:
-            err = body["error"]
+            err = body["error"] if isinstance(body["error"], dict) else {}
             code, msg = int(err.get("error_code", 0)), str(err.get("error_msg", ""))
             if code in RETRYABLE_ERRORS:
                 raise TransientError(f"VK {method}: error {code}: {msg}")
-            raise VkApiError(code, msg)
+            if code in ACCESS_ERRORS:
+                raise SourceAccessError(f"VK {method}: error {code}: {msg}", ACCESS_ERRORS[code])
+            raise VkApiError(code, f"{method}: {msg}")
+        if "response" not in body:
+            raise VkApiError(0, f"{method}: answer has neither response nor error")
         return body["response"]
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
 class VkWallConnector:
-    def __init__(self, config: SourceConfig, client: VkClient) -> None:
+    """Cursor: ``{"last_post_id": N, "comments": {"<post id>": {"last_id": C, "count": K}}}``. VK post ids grow
+    with time on a wall; ``wall.get`` returns the pinned post first and then newest first, so pages are read
+    until a post at or below ``last_post_id`` appears. Comments are followed on the newest posts only."""
+
+    def __init__(self, config: VkWallSource, client: VkClient) -> None:
         self.config = config
         self.client = client
         self.source_id = config.id
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
-        last_seen = int(cursor["last_post_id"]) if cursor and "last_post_id" in cursor else None
+        cursor = cursor or {}
+        last_seen = int(cursor["last_post_id"]) if "last_post_id" in cursor else None
         limit = None if last_seen is not None else self.config.max_posts_first_run
         fresh: dict[int, dict[str, Any]] = {}
+        newest_page: list[dict[str, Any]] = []
         for page in range(MAX_PAGES):
             response = self.client.call(
                 "wall.get",
@@ -73,10 +118,12 @@ class VkWallConnector:
                 offset=page * PAGE_SIZE,
                 count=PAGE_SIZE,
             )
-            items: list[dict[str, Any]] = response.get("items", [])
+            items: list[dict[str, Any]] = list(response.get("items", []))
+            if page == 0:
+                newest_page = items
             reached_known = False
             for item in items:
-                post_id = int(item["id"])
+                post_id = _int(item.get("id"))
                 if last_seen is not None and post_id <= last_seen:
                     reached_known = reached_known or not item.get("is_pinned")
                     continue
@@ -86,38 +133,166 @@ class VkWallConnector:
         ordered = [fresh[i] for i in sorted(fresh)]
         if limit is not None:
             ordered = ordered[-limit:]
-        posts, rejected = [], []
-        for item in ordered:
-            try:
-                posts.append(self._to_post(item))
-            except (KeyError, TypeError, ValueError) as exc:
-                rejected.append(
-                    Rejected(
-                        key=f"{item.get('owner_id')}_{item.get('id')}",
-                        payload=json.dumps(item, ensure_ascii=False),
-                        reason=f"unreadable wall.get item: {type(exc).__name__}: {exc}",
-                    )
-                )
-        newest = max([last_seen or 0, *(int(i["id"]) for i in ordered)])
-        cursor_after = {"last_post_id": newest} if newest else dict(cursor or {})
-        return FetchResult(posts=posts, cursor=cursor_after, rejected=rejected)
+        result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
+        newest = max([last_seen or 0, *(_int(i.get("id")) for i in ordered)])
+        new_cursor: dict[str, Any] = {"last_post_id": newest} if newest else {}
+        if self.config.comments:
+            comments, comment_cursor = self._comments(newest_page, cursor.get("comments", {}))
+            result.posts.extend(comments.posts)
+            result.rejected.extend(comments.rejected)
+            new_cursor["comments"] = comment_cursor
+        return FetchResult(posts=result.posts, cursor=new_cursor, rejected=result.rejected)
 
-    def _to_post(self, item: dict[str, Any]) -> Post:
-        owner_id = int(item["owner_id"])
-        post_id = int(item["id"])
-        return Post(
-            source="vk",
-            community=str(owner_id),
-            post_id=str(post_id),
-            author_id=str(item.get("signer_id") or item.get("from_id") or owner_id),
-            text=item.get("text", ""),
-            published_at=datetime.fromtimestamp(int(item["date"]), tz=UTC),
-            url=f"https://vk.com/wall{owner_id}_{post_id}",
-            geo=_geo(item.get("geo")),
-            attachments=tuple(_attachments(item.get("attachments", []))),
-            source_id=self.config.id,
-            municipality_hint=self.config.municipality,
-        )
+    def _comments(
+        self, newest_page: list[dict[str, Any]], known: dict[str, dict[str, int]]
+    ) -> tuple[FetchResult, dict[str, dict[str, int]]]:
+        """New comments (and replies in their threads) under the newest posts whose comment count changed."""
+        watched = sorted((i for i in newest_page if isinstance(i.get("id"), int)), key=lambda i: i["id"], reverse=True)[
+            : self.config.comments_on_newest_posts
+        ]
+        cursor: dict[str, dict[str, int]] = {}
+        found: list[dict[str, Any]] = []
+        for item in watched:
+            post_id = str(item["id"])
+            before = known.get(post_id, {"last_id": 0, "count": 0})
+            count = _int((item.get("comments") or {}).get("count", 0))
+            cursor[post_id] = {"last_id": before["last_id"], "count": count}
+            if count == before["count"] or count == 0:
+                continue
+            owner_id = _int(item.get("owner_id"))
+            for offset in range(0, PAGE_SIZE * MAX_PAGES, PAGE_SIZE):
+                response = self.client.call(
+                    "wall.getComments",
+                    owner_id=owner_id,
+                    post_id=post_id,
+                    offset=offset,
+                    count=PAGE_SIZE,
+                    sort="asc",
+                    thread_items_count=10,
+                )
+                page: list[dict[str, Any]] = list(response.get("items", []))
+                for comment in page:
+                    thread = (comment.get("thread") or {}).get("items", [])
+                    for c in [comment, *thread]:
+                        if _int(c.get("id")) > before["last_id"] and not c.get("deleted"):
+                            found.append(c)
+                if len(page) < PAGE_SIZE:
+                    break
+            newest_comment = max([before["last_id"], *(_int(c.get("id")) for c in found if _same_post(c, post_id))])
+            cursor[post_id]["last_id"] = newest_comment
+        found.sort(key=lambda c: _int(c.get("id")))
+        return _to_posts(found, lambda c: vk_comment(c, self.config.id, self.config.municipality)), cursor
+
+
+class VkSearchConnector:
+    """``newsfeed.search`` over every public post. Cursor: ``{"start_time": T}``, the newest post time seen plus
+    one second; within a run, pages follow ``next_from``."""
+
+    def __init__(self, config: VkSearchSource, client: VkClient, clock: Any = None) -> None:
+        self.config = config
+        self.client = client
+        self.source_id = config.id
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        if cursor and "start_time" in cursor:
+            start_time = int(cursor["start_time"])
+        else:
+            start_time = int((self.clock() - timedelta(hours=self.config.first_run_hours)).timestamp())
+        items: dict[tuple[int, int], dict[str, Any]] = {}
+        start_from: str | None = None
+        while len(items) < SEARCH_MAX_RESULTS:
+            response = self.client.call(
+                "newsfeed.search",
+                q=self.config.query,
+                count=SEARCH_PAGE_SIZE,
+                start_time=start_time,
+                start_from=start_from,
+                latitude=self.config.latitude,
+                longitude=self.config.longitude,
+                extended=0,
+            )
+            page: list[dict[str, Any]] = list(response.get("items", []))
+            for item in page:
+                items[(_int(item.get("owner_id")), _int(item.get("id")))] = item
+            start_from = response.get("next_from")
+            if not page or not start_from:
+                break
+        ordered = sorted(items.values(), key=lambda i: (_int(i.get("date")), _int(i.get("id"))))
+        result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
+        newest = max([start_time - 1, *(_int(i.get("date")) for i in ordered)])
+        return FetchResult(posts=result.posts, cursor={"start_time": newest + 1}, rejected=result.rejected)
+
+
+# --- VK objects -> Post ---------------------------------------------------------------------------------
+
+
+def vk_post(item: dict[str, Any], source_id: str, municipality: str | None) -> Post:
+    """A wall post object (wall.get, newsfeed.search, Callback API wall_post_new)."""
+    owner_id = int(item["owner_id"])
+    post_id = int(item["id"])
+    return Post(
+        source="vk",
+        community=str(owner_id),
+        post_id=str(post_id),
+        author_id=str(item.get("signer_id") or item.get("from_id") or owner_id),
+        text=str(item.get("text", "")),
+        published_at=datetime.fromtimestamp(int(item["date"]), tz=UTC),
+        url=f"https://vk.com/wall{owner_id}_{post_id}",
+        geo=_geo(item.get("geo")),
+        attachments=tuple(_attachments(item.get("attachments", []))),
+        source_id=source_id,
+        municipality_hint=municipality,
+    )
+
+
+def vk_comment(item: dict[str, Any], source_id: str, municipality: str | None) -> Post:
+    """A comment object (wall.getComments, Callback API wall_reply_new). Its id is unique on the wall; the post
+    id of the incident is ``<post id>_<comment id>`` so every path to the same comment meets the same incident."""
+    owner_id = int(item["owner_id"])
+    post_id = int(item["post_id"])
+    comment_id = int(item["id"])
+    return Post(
+        source="vk",
+        community=str(owner_id),
+        post_id=f"{post_id}_{comment_id}",
+        author_id=str(item.get("from_id") or owner_id),
+        text=str(item.get("text", "")),
+        published_at=datetime.fromtimestamp(int(item["date"]), tz=UTC),
+        url=f"https://vk.com/wall{owner_id}_{post_id}?reply={comment_id}",
+        attachments=tuple(_attachments(item.get("attachments", []))),
+        parent_post_id=str(post_id),
+        source_id=source_id,
+        municipality_hint=municipality,
+    )
+
+
+def _to_posts(items: list[dict[str, Any]], convert: Any) -> FetchResult:
+    posts: list[Post] = []
+    rejected: list[Rejected] = []
+    for item in items:
+        try:
+            posts.append(convert(item))
+        except (KeyError, TypeError, ValueError) as exc:
+            rejected.append(
+                Rejected(
+                    key=f"{item.get('owner_id')}_{item.get('post_id', '')}{item.get('id')}",
+                    payload=json.dumps(item, ensure_ascii=False, default=str),
+                    reason=f"unreadable VK item: {type(exc).__name__}: {exc}",
+                )
+            )
+    return FetchResult(posts=posts, cursor={}, rejected=rejected)
+
+
+def _same_post(comment: dict[str, Any], post_id: str) -> bool:
+    return str(comment.get("post_id")) == post_id
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _geo(geo: dict[str, Any] | None) -> Geo | None:

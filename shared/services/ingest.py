@@ -1,15 +1,45 @@
-"""ingest: fetch new posts from every configured source and publish them, moving each cursor only after its
-posts are safely published. One failing source does not stop the others."""
+"""ingest: fetch new posts from every configured source and publish each post once.
+
+Per source, in order: skip it while it is stopped (a person must act); fetch what is newer than its cursor;
+quarantine items that cannot be read; publish the posts no other path has published yet (the same post seen
+on a wall, in a search and through the Callback API is published once); only then move the cursor. One
+failing source does not stop the others, and a run stops starting new sources when its time budget is spent
+(the least recently run sources go first next time, so every source gets its turn).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from shared.contracts import PostFetchedV1
-from shared.ports import Clock, CursorStore, Publisher, Quarantine, QuarantinedMessage, SourceConnector
+from shared.domain.errors import SourceAccessError
+from shared.domain.models import Post
+from shared.ports import (
+    Clock,
+    CursorStore,
+    MarkerSet,
+    Publisher,
+    Quarantine,
+    QuarantinedMessage,
+    SourceConnector,
+    SourceHealthStore,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchedSource:
+    connector: SourceConnector
+    fingerprint: str = field(default="", metadata={"doc": "changes when its config or credentials change"})
+
+    @property
+    def source_id(self) -> str:
+        return self.connector.source_id
 
 
 @dataclass
@@ -17,8 +47,11 @@ class SourceReport:
     source_id: str
     fetched: int = 0
     published: int = 0
+    duplicates: int = 0
     quarantined: int = 0
+    status: str = "ok"  # ok | failing | stopped | skipped
     error: str | None = None
+    action: str | None = None
 
 
 @dataclass
@@ -34,66 +67,113 @@ class IngestReport:
         return [s.source_id for s in self.sources if s.error]
 
 
-class IngestService:
-    def __init__(
-        self,
-        connectors: list[SourceConnector],
-        cursors: CursorStore,
-        publisher: Publisher,
-        quarantine: Quarantine,
-        topic: str,
-        clock: Clock,
-    ) -> None:
-        self.quarantine = quarantine
-        self.connectors = connectors
-        self.cursors = cursors
+class PostIntake:
+    """Publish posts that no path has published before; remember them once Pub/Sub has them."""
+
+    def __init__(self, published: MarkerSet, publisher: Publisher, topic: str, clock: Clock) -> None:
+        self.published = published
         self.publisher = publisher
         self.topic = topic
         self.clock = clock
 
+    def publish(self, posts: Sequence[Post]) -> tuple[int, int]:
+        """Returns (published, duplicates). Raises if Pub/Sub did not take them (nothing is remembered then)."""
+        unique: dict[str, Post] = {}
+        for post in posts:
+            unique.setdefault(post.incident_id, post)
+        unseen = self.published.unseen(list(unique))
+        fresh = [p for key, p in unique.items() if key in unseen]
+        if fresh:
+            now = self.clock()
+            self.publisher.publish(self.topic, [PostFetchedV1(post=p, fetched_at=now) for p in fresh])
+            # A crash before this line republishes next time; classify's deterministic ids absorb it.
+            self.published.mark([p.incident_id for p in fresh], now)
+        return len(fresh), len(posts) - len(fresh)
+
+
+class IngestService:
+    def __init__(
+        self,
+        sources: Sequence[WatchedSource],
+        cursors: CursorStore,
+        intake: PostIntake,
+        quarantine: Quarantine,
+        health: SourceHealthStore,
+        clock: Clock,
+        budget: timedelta = timedelta(minutes=4),
+    ) -> None:
+        self.sources = list(sources)
+        self.cursors = cursors
+        self.intake = intake
+        self.quarantine = quarantine
+        self.health = health
+        self.clock = clock
+        self.budget = budget
+
     def run(self) -> IngestReport:
         report = IngestReport()
-        for connector in self.connectors:
-            report.sources.append(self._ingest_one(connector))
+        started = self.clock()
+        records = {s.source_id: self.health.get(s.source_id) or {} for s in self.sources}
+        never = datetime.min.replace(tzinfo=started.tzinfo)
+        ordered = sorted(self.sources, key=lambda s: records[s.source_id].get("last_run_at") or never)
+        for source in ordered:
+            if self.clock() - started > self.budget:
+                report.sources.append(SourceReport(source.source_id, status="skipped", error="time budget spent"))
+                continue
+            report.sources.append(self._ingest_one(source, records[source.source_id]))
+        for rep in report.sources:
+            log.info("ingested source", extra={"json_fields": {"ingest": rep.__dict__}})
         return report
 
-    def _ingest_one(self, connector: SourceConnector) -> SourceReport:
-        rep = SourceReport(connector.source_id)
+    def _ingest_one(self, source: WatchedSource, record: dict[str, Any]) -> SourceReport:
+        rep = SourceReport(source.source_id)
+        if record.get("status") == "stopped" and record.get("fingerprint") == source.fingerprint:
+            rep.status, rep.error, rep.action = "skipped", f"stopped: {record.get('error')}", record.get("action")
+            return rep
+        now = self.clock()
         try:
-            result = connector.fetch(self.cursors.get(connector.source_id))
+            result = source.connector.fetch(self.cursors.get(source.source_id))
             rep.fetched = len(result.posts) + len(result.rejected)
-            now = self.clock()
             for bad in result.rejected:
                 self.quarantine.put(
                     QuarantinedMessage(
-                        id=f"ingest.{connector.source_id}.{bad.key}",
+                        id=f"ingest.{source.source_id}.{bad.key}",
                         stage="ingest",
                         reason=bad.reason,
                         payload=bad.payload,
-                        attributes={"source_id": connector.source_id},
+                        attributes={"source_id": source.source_id},
                         received_at=now,
                     )
                 )
             rep.quarantined = len(result.rejected)
-            if result.posts:
-                messages = [PostFetchedV1(post=p, fetched_at=now) for p in result.posts]
-                self.publisher.publish(self.topic, messages)
-                rep.published = len(messages)
-            # Only now: a crash before this line refetches the same posts next time (classify dedupes them).
-            self.cursors.set(connector.source_id, result.cursor)
+            rep.published, rep.duplicates = self.intake.publish(result.posts)
+            # Only now: a crash before this line refetches the same posts next time.
+            self.cursors.set(source.source_id, result.cursor)
+        except SourceAccessError as exc:
+            rep.status, rep.error, rep.action = "stopped", str(exc), exc.action
+            log.error("source %s stopped: %s. To do: %s", source.source_id, exc, exc.action)
         except Exception as exc:
-            rep.error = f"{type(exc).__name__}: {exc}"
-            log.exception("source %s failed", connector.source_id)
-        log.info(
-            "ingested source",
-            extra={
-                "json_fields": {
-                    "source_id": rep.source_id,
-                    "fetched": rep.fetched,
-                    "published": rep.published,
-                    "quarantined": rep.quarantined,
-                    "error": rep.error,
-                }
-            },
-        )
+            rep.status, rep.error = "failing", f"{type(exc).__name__}: {exc}"
+            log.exception("source %s failed", source.source_id)
+        self.health.set(source.source_id, _health(record, rep, source.fingerprint, now))
         return rep
+
+
+def _health(before: dict[str, Any], rep: SourceReport, fingerprint: str, now: datetime) -> dict[str, Any]:
+    failures = 0 if rep.status == "ok" else int(before.get("consecutive_failures", 0)) + 1
+    record = {
+        "status": rep.status,
+        "fingerprint": fingerprint,
+        "last_run_at": now,
+        "last_success_at": now if rep.status == "ok" else before.get("last_success_at"),
+        "consecutive_failures": failures,
+        "error": rep.error,
+        "action": rep.action,
+        "last_counts": {
+            "fetched": rep.fetched,
+            "published": rep.published,
+            "duplicates": rep.duplicates,
+            "quarantined": rep.quarantined,
+        },
+    }
+    return record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import httpx
 import pytest
 
 from otklik.standins.vk import DEMO_WALLS, VkStandIn
+from shared.adapters.politeness import Polite
 from shared.adapters.vk import VkApiError, VkClient, VkWallConnector
-from shared.config import SourceConfig
-from shared.domain.errors import TransientError
+from shared.domain.errors import SourceAccessError, TransientError
+from shared.source_config import VkWallSource
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token"
@@ -26,11 +28,15 @@ def vk() -> Iterator[VkStandIn]:
         yield server  # type: ignore[misc]
 
 
-def connector(vk: VkStandIn, token: str = TOKEN, **source: Any) -> VkWallConnector:
-    config = SourceConfig.model_validate(
+def polite(waits: list[float] | None = None) -> Polite:
+    return Polite(None, attempts=3, sleep=(waits if waits is not None else []).append)
+
+
+def connector(vk: VkStandIn, token: str = TOKEN, waits: list[float] | None = None, **source: Any) -> VkWallConnector:
+    config = VkWallSource.model_validate(
         {"id": "vk-test", "kind": "vk_wall", "owner_id": SHAKHTY, "municipality": "shakhty", **source}
     )
-    return VkWallConnector(config, VkClient(httpx.Client(timeout=5), vk.api_base, token, "5.199"))
+    return VkWallConnector(config, VkClient(httpx.Client(timeout=5), vk.api_base, token, "5.199", polite(waits)))
 
 
 def demo_items(owner_id: int) -> list[dict[str, Any]]:
@@ -104,10 +110,11 @@ def test_pages_through_walls_longer_than_one_page(tmp_path: Path) -> None:
         assert [c["offset"] for c in vk.calls] == ["0", "100", "200"]  # type: ignore[attr-defined]
 
 
-def test_bad_token_is_a_vk_error_5(vk: VkStandIn) -> None:
-    with pytest.raises(VkApiError) as err:
+def test_bad_token_stops_the_source_with_what_to_do(vk: VkStandIn) -> None:
+    with pytest.raises(SourceAccessError) as err:
         connector(vk, token="revoked").fetch(None)
-    assert err.value.code == 5
+    assert "error 5" in str(err.value) and "OTKLIK_VK_TOKEN" in err.value.action
+    assert "revoked" not in str(err.value)
 
 
 def test_unknown_wall_is_an_error_not_an_empty_wall(vk: VkStandIn) -> None:
@@ -132,12 +139,195 @@ def test_unreadable_items_are_rejected_with_a_reason_and_the_rest_kept(tmp_path:
     assert result.cursor == {"last_post_id": 3}
 
 
-def test_http_5xx_and_flood_control_are_transient_and_the_next_call_succeeds(vk: VkStandIn) -> None:
-    c = connector(vk)
+def test_flood_control_and_http_5xx_are_retried_with_backoff_then_succeed(vk: VkStandIn) -> None:
+    waits: list[float] = []
+    c = connector(vk, waits=waits)
     vk.fail_next(vk_error=6)
-    with pytest.raises(TransientError, match="error 6"):
-        c.fetch(None)
     vk.fail_next(http_status=502)
-    with pytest.raises(TransientError, match="HTTP 502"):
-        c.fetch(None)
     assert len(c.fetch(None).posts) == len(demo_items(SHAKHTY))
+    assert len(waits) == 2 and all(0 <= w <= 60 for w in waits)
+
+
+def test_a_source_that_keeps_failing_raises_transient_after_the_last_try(vk: VkStandIn) -> None:
+    for _ in range(3):
+        vk.fail_next(vk_error=10)
+    with pytest.raises(TransientError, match="error 10"):
+        connector(vk).fetch(None)
+
+
+@pytest.mark.parametrize("code", [15, 18, 203])
+def test_no_access_errors_stop_the_source(vk: VkStandIn, code: int) -> None:
+    vk.fail_next(vk_error=code)
+    with pytest.raises(SourceAccessError, match=f"error {code}"):
+        connector(vk).fetch(None)
+
+
+def test_the_request_rate_limit_keeps_a_strict_server_happy(tmp_path: Path) -> None:
+    from shared.adapters.politeness import RateLimit
+
+    items = [
+        {"id": i, "owner_id": SHAKHTY, "from_id": 7, "date": 1795300000 + i, "text": f"пост {i}"}
+        for i in range(450, 0, -1)
+    ]
+    walls = tmp_path / "walls.json"
+    walls.write_text(json.dumps({"communities": [{"owner_id": SHAKHTY, "items": items}]}), encoding="utf-8")
+    with VkStandIn(walls, token=TOKEN, max_requests_per_second=3) as vk:
+        config = VkWallSource(id="vk-test", kind="vk_wall", owner_id=SHAKHTY, max_posts_first_run=1000)
+        client = VkClient(httpx.Client(timeout=5), vk.api_base, TOKEN, "5.199", Polite(RateLimit(3), attempts=1))
+        result = VkWallConnector(config, client).fetch(None)  # five pages, more than 3 per second
+    assert len(result.posts) == 450
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def comments_rig(tmp_path: Path) -> VkStandIn:
+    posts = [
+        {
+            "id": i,
+            "owner_id": SHAKHTY,
+            "from_id": 7,
+            "date": 1795300000 + i,
+            "text": f"пост {i}",
+            "comments": {"count": 0},
+        }
+        for i in (3, 2, 1)
+    ]
+    comments = {
+        str(SHAKHTY): {
+            "2": [
+                {
+                    "id": 10,
+                    "owner_id": SHAKHTY,
+                    "post_id": 2,
+                    "from_id": 8,
+                    "date": 1795300100,
+                    "text": "у нас тоже яма",
+                    "thread": {
+                        "count": 1,
+                        "items": [
+                            {
+                                "id": 12,
+                                "owner_id": SHAKHTY,
+                                "post_id": 2,
+                                "from_id": 9,
+                                "date": 1795300300,
+                                "text": "и свет не горит",
+                                "parents_stack": [10],
+                            }
+                        ],
+                    },
+                },
+                {
+                    "id": 11,
+                    "owner_id": SHAKHTY,
+                    "post_id": 2,
+                    "from_id": 0,
+                    "date": 1795300200,
+                    "text": "",
+                    "deleted": True,
+                },
+            ]
+        }
+    }
+    walls = write_json(tmp_path / "walls.json", {"communities": [{"owner_id": SHAKHTY, "items": posts}]})
+    return VkStandIn(walls, TOKEN, write_json(tmp_path / "comments.json", {"comments": comments}))
+
+
+def test_comments_and_thread_replies_become_posts_with_their_parent(tmp_path: Path) -> None:
+    with comments_rig(tmp_path) as vk:
+        c = connector(vk, comments=True)  # type: ignore[arg-type]
+        first = c.fetch(None)
+        comments = [p for p in first.posts if p.parent_post_id]
+        assert [p.post_id for p in comments] == ["2_10", "2_12"]  # the deleted one is not a post
+        assert comments[0].url == f"https://vk.com/wall{SHAKHTY}_2?reply=10" and comments[0].author_id == "8"
+        assert first.cursor["comments"]["2"] == {"last_id": 12, "count": 3}
+        calls = len(vk.calls)  # type: ignore[attr-defined]
+        assert c.fetch(first.cursor).posts == []
+        # nothing changed: one wall.get, no wall.getComments
+        assert [x["method"] for x in vk.calls[calls:]] == ["wall.get"]  # type: ignore[attr-defined]
+        vk.add_comment(
+            {
+                "id": 13,
+                "owner_id": SHAKHTY,
+                "post_id": 2,
+                "from_id": 5,
+                "date": 1795300400,  # type: ignore[attr-defined]
+                "text": "уже неделю так",
+            }
+        )
+        again = c.fetch(first.cursor)
+        assert [p.post_id for p in again.posts] == ["2_13"]
+
+
+def search_rig(tmp_path: Path) -> VkStandIn:
+    wall = [
+        {
+            "id": 5,
+            "owner_id": SHAKHTY,
+            "from_id": 7,
+            "date": 1795300005,
+            "text": "Яма на дороге у школы",
+            "geo": {"type": "point", "coordinates": "47.71 40.21"},
+        }
+    ]
+    extra = [
+        {
+            "id": 77,
+            "owner_id": 501,
+            "from_id": 501,
+            "date": 1795300050,
+            "text": "Опять яма на Советской",
+            "geo": {"type": "point", "coordinates": "47.70 40.22"},
+        },
+        {
+            "id": 78,
+            "owner_id": -600,
+            "from_id": -600,
+            "date": 1795300060,
+            "text": "яма в Кирове",
+            "geo": {"type": "point", "coordinates": "58.60 49.66"},
+        },
+        {"id": 79, "owner_id": 502, "from_id": 502, "date": 1795300070, "text": "котики"},
+    ]
+    walls = write_json(tmp_path / "walls.json", {"communities": [{"owner_id": SHAKHTY, "items": wall}]})
+    return VkStandIn(walls, TOKEN, search_extra_file=write_json(tmp_path / "extra.json", {"items": extra}))
+
+
+def test_search_finds_posts_near_a_place_pages_by_next_from_and_moves_its_start_time(tmp_path: Path) -> None:
+    from shared.adapters.vk import VkSearchConnector
+    from shared.source_config import VkSearchSource
+
+    with search_rig(tmp_path) as vk:
+        config = VkSearchSource(
+            id="vk-search", kind="vk_search", query="яма", latitude=47.709, longitude=40.216, municipality="shakhty"
+        )
+        client = VkClient(httpx.Client(timeout=5), vk.api_base, TOKEN, "5.199", polite())  # type: ignore[attr-defined]
+        search = VkSearchConnector(config, client, clock=lambda: datetime.fromtimestamp(1795310000, UTC))
+        first = search.fetch(None)
+        assert [(p.community, p.post_id) for p in first.posts] == [(str(SHAKHTY), "5"), ("501", "77")]
+        assert first.cursor == {"start_time": 1795300051}
+        assert search.fetch(first.cursor).posts == []
+        first_call = vk.calls[0]  # type: ignore[attr-defined]
+        assert first_call["method"] == "newsfeed.search" and first_call["q"] == "яма"
+        assert int(first_call["start_time"]) == 1795310000 - 24 * 3600
+
+
+def test_search_follows_next_from_across_pages(tmp_path: Path) -> None:
+    from shared.adapters import vk as vk_module
+    from shared.adapters.vk import VkSearchConnector
+    from shared.source_config import VkSearchSource
+
+    extra = [
+        {"id": i, "owner_id": 900 + i, "from_id": 900 + i, "date": 1795300000 + i, "text": f"яма {i}"}
+        for i in range(1, 451)
+    ]
+    walls = write_json(tmp_path / "walls.json", {"communities": [{"owner_id": SHAKHTY, "items": []}]})
+    with VkStandIn(walls, TOKEN, search_extra_file=write_json(tmp_path / "x.json", {"items": extra})) as vk:
+        config = VkSearchSource(id="s", kind="vk_search", query="яма", first_run_hours=10_000)
+        client = VkClient(httpx.Client(timeout=5), vk.api_base, TOKEN, "5.199", polite())  # type: ignore[attr-defined]
+        result = VkSearchConnector(config, client).fetch(None)
+        assert len(result.posts) == 450 and vk_module.SEARCH_PAGE_SIZE == 200
+        assert [c.get("start_from") for c in vk.calls] == [None, "200", "400"]  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from shared.domain.models import (
 )
 from shared.ports import ChannelSender, FetchResult, Rejected
 from shared.services.classify import ClassifyService, to_message
-from shared.services.ingest import IngestService
+from shared.services.ingest import IngestService, PostIntake, WatchedSource
 from shared.services.remind import RemindService
 from shared.services.route import DeadlinePolicy, RouteService
 from shared.services.routing import RuleDirectory
@@ -35,7 +35,9 @@ from tests.builders import T0, make_incident, make_post
 from tests.fakes import (
     ListConnector,
     MemoryCursors,
+    MemoryHealth,
     MemoryIncidents,
+    MemoryMarkers,
     MemoryNotifications,
     MemoryPublisher,
     MemoryQuarantine,
@@ -115,11 +117,15 @@ class IngestRig:
     cursors: MemoryCursors = field(default_factory=MemoryCursors)
     publisher: MemoryPublisher = field(default_factory=MemoryPublisher)
     quarantine: MemoryQuarantine = field(default_factory=MemoryQuarantine)
+    published: MemoryMarkers = field(default_factory=MemoryMarkers)
+    health: MemoryHealth = field(default_factory=MemoryHealth)
     clock: Clock = field(default_factory=Clock)
 
     @property
     def service(self) -> IngestService:
-        return IngestService(self.connectors, self.cursors, self.publisher, self.quarantine, POSTS_TOPIC, self.clock)
+        intake = PostIntake(self.published, self.publisher, POSTS_TOPIC, self.clock)
+        sources = [WatchedSource(c, fingerprint="v1") for c in self.connectors]
+        return IngestService(sources, self.cursors, intake, self.quarantine, self.health, self.clock)
 
     def published_post_ids(self) -> list[str]:
         messages = self.publisher.on(POSTS_TOPIC)
