@@ -24,7 +24,11 @@ SECRET = "callback-secret-for-tests"
 INBOX_TOKEN = "inbox-token-for-tests"
 SOURCES = """
 sources:
-  - {id: vk-callback-shakhty, kind: vk_callback, group_id: 210000001, confirmation_code: "5e8c1d2a", municipality: shakhty}
+  - id: vk-callback-shakhty
+    kind: vk_callback
+    group_id: 210000001
+    confirmation_code: "5e8c1d2a"
+    municipality: shakhty
   - {id: city-portal, kind: inbox, municipality: kirov}
 """
 POST = {
