@@ -1,6 +1,7 @@
 """``make bench``: speed and memory of the pieces that decide cost and latency, written to bench/results/.
 
 - classifier: posts/s on one core and per-post latency (p50, p99) of the classify function's classifier;
+- ingest: posts/s from a VK wall stand-in through the connector, markers and publisher on the emulators;
 - cold start: per function, a fresh interpreter importing main.py under functions-framework and building its
   service from configuration (the work a new instance does before its first request): wall time and peak RSS.
 """
@@ -112,7 +113,9 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "when": datetime.now(UTC).isoformat(),
     }
-    for name, run in (("classifier", bench_classifier), ("cold_start", bench_cold_start)):
+    from bench.ingest import bench_ingest
+
+    for name, run in (("classifier", bench_classifier), ("cold_start", bench_cold_start), ("ingest", bench_ingest)):
         result = {"machine": machine, "results": run()}
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"{name}: {json.dumps(result['results'], ensure_ascii=False)}")
