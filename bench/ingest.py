@@ -26,8 +26,13 @@ def bench_ingest(posts: int = 5000) -> dict[str, Any]:
             from google.cloud import firestore
             from google.cloud.pubsub_v1 import PublisherClient
 
-            from shared.adapters.firestore import PUBLISHED_POSTS, FirestoreCursors, FirestoreMarkers
-            from shared.adapters.firestore import FirestoreQuarantine, FirestoreSourceHealth
+            from shared.adapters.firestore import (
+                PUBLISHED_POSTS,
+                FirestoreCursors,
+                FirestoreMarkers,
+                FirestoreQuarantine,
+                FirestoreSourceHealth,
+            )
             from shared.adapters.politeness import Polite, RateLimit
             from shared.adapters.pubsub import PubSubPublisher
             from shared.adapters.vk import VkClient, VkWallConnector

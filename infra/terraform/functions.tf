@@ -26,7 +26,7 @@ resource "google_storage_bucket_object" "source" {
 
 resource "google_service_account" "function" {
   for_each     = local.functions
-  account_id   = "otklik-${each.key}"
+  account_id   = "otklik-${each.value.resource_name}"
   display_name = "Otklik ${each.key} function (runtime)"
 
   depends_on = [google_project_service.this]
@@ -40,7 +40,7 @@ resource "google_service_account" "eventarc" {
   depends_on = [google_project_service.this]
 }
 
-# Identity with which Cloud Scheduler calls ingest and remind (OIDC token).
+# Identity with which Cloud Scheduler calls the scheduled functions, ingest and remind (OIDC token).
 resource "google_service_account" "scheduler" {
   account_id   = "otklik-scheduler"
   display_name = "Otklik Cloud Scheduler (invokes ingest and remind)"
@@ -77,13 +77,13 @@ resource "google_project_iam_member" "datastore_user" {
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
-# Each function publishes to the one topic topology.json says it publishes to (published_by): ingest to
-# posts, classify to incidents. On the topic, not the project.
+# A function may publish only to the topics whose "publishers" in topology.json name it: ingest, vk_callback
+# and inbox to posts, classify to incidents. On the topic, not the project.
 resource "google_pubsub_topic_iam_member" "publisher" {
-  for_each = local.topics_by_key
-  topic    = google_pubsub_topic.this[each.value.name].name
+  for_each = local.topic_publishers
+  topic    = google_pubsub_topic.this[each.value.topic].name
   role     = "roles/pubsub.publisher"
-  member   = "serviceAccount:${google_service_account.function[each.value.published_by].email}"
+  member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 data "google_secret_manager_secret" "this" {
@@ -91,7 +91,8 @@ data "google_secret_manager_secret" "this" {
   secret_id = each.key
 }
 
-# Each secret is readable by the function that needs it only (the VK token by ingest).
+# Each secret is readable only by the function that needs it (local.secret_env): the source tokens by ingest,
+# the Callback API secret by vk_callback, the inbox token by inbox, the SMTP password by route.
 resource "google_secret_manager_secret_iam_member" "accessor" {
   for_each  = local.secret_bindings
   secret_id = data.google_secret_manager_secret.this[each.value.secret].id
@@ -104,8 +105,9 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
 # ---------------------------------------------------------------------------------------------------------
 
 resource "google_cloudfunctions2_function" "function" {
+  # checkov:skip=CKV_GCP_124:ALLOW_ALL only for the functions topology.json marks public (vk_callback, inbox), which authenticate each request; all others are ALLOW_INTERNAL_ONLY (tests/unit/test_terraform.py)
   for_each    = local.functions
-  name        = "otklik-${each.key}"
+  name        = "otklik-${each.value.resource_name}"
   location    = var.region
   description = "Otklik ${each.key} (${each.value.trigger} trigger)"
 
@@ -122,14 +124,20 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    available_memory      = each.value.memory
-    timeout_seconds       = each.value.timeout_seconds
-    min_instance_count    = 0
+    available_memory = each.value.memory
+    # ingest: 300 s by default (var.functions), because it stops starting sources after
+    # OTKLIK_INGEST_BUDGET_SECONDS (240 s) and a source it has started may still need the rest to finish.
+    timeout_seconds    = each.value.timeout_seconds
+    min_instance_count = 0
+    # ingest: 1 (var.functions). The VK rate limit (OTKLIK_VK_REQUESTS_PER_SECOND) is kept per process, while
+    # VK counts it per token: one poller at a time keeps the two equal.
     max_instance_count    = each.value.max_instances
     service_account_email = google_service_account.function[each.key].email
-    # Only Eventarc and Cloud Scheduler of this project call the functions: both count as internal traffic
-    # for Cloud Run ingress, so nothing on the internet reaches them (and IAM still checks every call).
-    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    # Internal-only except the functions topology.json marks "public": Eventarc and Cloud Scheduler of this
+    # project count as internal traffic for Cloud Run ingress, so nothing on the internet reaches the others
+    # (and IAM still checks every call). vk_callback and inbox must be reachable by VK and by other systems:
+    # they take all traffic and authenticate each request themselves (VK's secret, the inbox bearer token).
+    ingress_settings               = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     environment_variables          = local.common_env
 
@@ -161,11 +169,20 @@ resource "google_cloudfunctions2_function" "function" {
     # Cloud Run refuses a revision whose service account cannot read its secrets.
     google_secret_manager_secret_iam_member.accessor,
   ]
+
+  lifecycle {
+    # Cut off in the middle of a source, ingest publishes its posts again next run (and VK counts the calls).
+    precondition {
+      condition     = each.key != "ingest" || each.value.timeout_seconds > coalesce(var.settings.ingest_budget_seconds, 240)
+      error_message = "functions.ingest.timeout_seconds must exceed settings.ingest_budget_seconds (default 240), with room for the last source: 300 by default."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Who may invoke what: Eventarc the Pub/Sub-triggered functions, Scheduler the scheduled ones. Nothing else.
-# A gen2 function is served by the Cloud Run service of the same name, where roles/run.invoker is checked.
+# Who may invoke what: Eventarc the Pub/Sub-triggered functions, Scheduler the scheduled ones, anyone the
+# public ones. Nothing else. A gen2 function is served by the Cloud Run service of the same name, where
+# roles/run.invoker is checked.
 # ---------------------------------------------------------------------------------------------------------
 
 resource "google_cloud_run_service_iam_member" "eventarc_invoker" {
@@ -184,9 +201,23 @@ resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
+# vk_callback and inbox ("public": true in topology.json) are called by VK's servers and by other systems,
+# which cannot present a Google identity: allUsers may invoke these two and no other function. The request
+# is authenticated by the function: vk_callback compares VK's secret (OTKLIK_VK_CALLBACK_SECRET) and answers
+# 403 without it, inbox compares the bearer token (OTKLIK_INBOX_TOKEN) and answers 401; both refuse
+# everything when their secret is unset.
+resource "google_cloud_run_service_iam_member" "public_invoker" {
+  # checkov:skip=CKV_GCP_102:Public on purpose: only the functions topology.json marks public (vk_callback, inbox), which authenticate each request themselves
+  for_each = local.public_functions
+  location = google_cloudfunctions2_function.function[each.key].location
+  service  = google_cloudfunctions2_function.function[each.key].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
 resource "google_cloud_scheduler_job" "function" {
   for_each  = local.scheduled_functions
-  name      = "otklik-${each.key}"
+  name      = "otklik-${each.value.resource_name}"
   region    = var.region
   schedule  = each.value.schedule
   time_zone = var.scheduler_time_zone

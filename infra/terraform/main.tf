@@ -14,11 +14,15 @@ locals {
 
   # One entry per function of topology.json, with its sizing from var.functions. Indexing var.functions by
   # name makes a function added to topology.json but not to variables.tf fail at plan time, not at runtime.
+  # resource_name is the key with "_" as "-" (vk_callback -> vk-callback): service account ids and Cloud Run
+  # service names take no underscores.
   functions = {
     for name, f in local.topology.functions : name => {
+      resource_name   = replace(name, "_", "-")
       entry_point     = f.entry_point
       trigger         = f.trigger
       schedule        = try(f.schedule, null)
+      public          = try(f.public, false)
       topic           = f.trigger == "pubsub" ? local.topics_by_key[f.topic].name : null
       memory          = var.functions[name].memory
       timeout_seconds = var.functions[name].timeout_seconds
@@ -27,17 +31,42 @@ locals {
   }
   pubsub_functions    = { for name, f in local.functions : name => f if f.trigger == "pubsub" }
   scheduled_functions = { for name, f in local.functions : name => f if f.schedule != null }
+  # "public": true in topology.json: reachable from the internet (vk_callback for VK's Callback API, inbox for
+  # other systems). Every other function is internal-only.
+  public_functions = { for name, f in local.functions : name => f if f.public }
 
-  # Every function reads or writes Firestore (shared/bootstrap.py): ingest its cursors, classify and route the
-  # incidents and the quarantine of unreadable messages, remind the incidents. Hence roles/datastore.user each.
+  # Topic key/function -> the grant of roles/pubsub.publisher on that topic, one per entry of each topic's
+  # "publishers" in topology.json (posts: ingest, vk_callback, inbox; incidents: classify).
+  topic_publishers = merge([
+    for t in local.topology.topics : {
+      for fn in t.publishers : "${t.key}/${fn}" => { topic = t.name, function = fn }
+    }
+  ]...)
+
+  # Every function reads or writes Firestore (shared/bootstrap.py): ingest its cursors, source health and
+  # published-post markers; classify and route the incidents and the quarantine of unreadable messages;
+  # remind the incidents; vk_callback and inbox the markers and the quarantine. Hence roles/datastore.user each.
   firestore_functions = toset(keys(local.functions))
 
-  # Function -> {environment variable -> Secret Manager secret id}. Only ingest ever sees the VK token.
+  # Function -> {environment variable -> Secret Manager secret id}. Each secret reaches only the function that
+  # reads it. Indexing this map by function name (functions.tf) makes a function added to topology.json but not
+  # here fail at plan time. The optional secrets are wired only when their id is set in var.secrets.
   secret_env = {
-    ingest   = { OTKLIK_VK_TOKEN = var.secrets.vk_token }
-    classify = {}
-    route    = var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password }
-    remind   = {}
+    ingest = merge(
+      { OTKLIK_VK_TOKEN = var.secrets.vk_token },
+      {
+        for key, secret in {
+          OTKLIK_TELEGRAM_BOT_TOKEN        = var.secrets.telegram_bot_token
+          OTKLIK_OK_ACCESS_TOKEN           = var.secrets.ok_access_token
+          OTKLIK_OK_APPLICATION_SECRET_KEY = var.secrets.ok_application_secret_key
+        } : key => secret if secret != null
+      },
+    )
+    classify    = {}
+    route       = var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password }
+    remind      = {}
+    vk_callback = { OTKLIK_VK_CALLBACK_SECRET = var.secrets.vk_callback_secret }
+    inbox       = { OTKLIK_INBOX_TOKEN = var.secrets.inbox_token }
   }
   secret_bindings = merge([
     for fn, envs in local.secret_env : {
@@ -52,6 +81,9 @@ locals {
     { for t in local.topology.topics : t.settings_variable => google_pubsub_topic.this[t.name].name },
     { for k, v in var.settings : "OTKLIK_${upper(k)}" => tostring(v) if v != null },
   )
+
+  # Firestore database of the index and the TTL policies (firestore.tf): the one the functions use.
+  firestore_database = coalesce(var.settings.firestore_database, "(default)")
 
   # Resolve var.source_dir against this module unless it is absolute; the zips go next to it (build/dist by
   # default, which .gitignore already covers).

@@ -1,8 +1,13 @@
 # Names and addresses only: nothing here is, or is derived from, a secret.
 
 output "function_uris" {
-  description = "HTTPS address of each function's Cloud Run service (reachable only from inside the project: ingress is internal)."
+  description = "HTTPS address of each function's Cloud Run service. Only those in public_function_uris are reachable from the internet; the others have internal ingress."
   value       = { for name, f in google_cloudfunctions2_function.function : name => f.service_config[0].uri }
+}
+
+output "public_function_uris" {
+  description = "Addresses of the public functions: vk_callback's goes into the VK community's Callback API settings, inbox's to the systems that post to it."
+  value       = { for name, f in local.public_functions : name => google_cloudfunctions2_function.function[name].service_config[0].uri }
 }
 
 output "topic_names" {

@@ -27,10 +27,13 @@ variable "source_dir" {
 variable "functions" {
   description = "Per-function sizing. Each function may be omitted; each attribute falls back to its default."
   type = object({
+    # 300 s: ingest stops starting sources after OTKLIK_INGEST_BUDGET_SECONDS (240 s by default) and needs the
+    # rest to finish the source under way. One instance: the VK rate limit is kept per process but counted by VK
+    # per token, so only a single poller keeps it true (see the validation below).
     ingest = optional(object({
       memory          = optional(string, "256M")
-      timeout_seconds = optional(number, 120)
-      max_instances   = optional(number, 3)
+      timeout_seconds = optional(number, 300)
+      max_instances   = optional(number, 1)
     }), {})
     classify = optional(object({
       memory          = optional(string, "256M")
@@ -45,6 +48,19 @@ variable "functions" {
     remind = optional(object({
       memory          = optional(string, "256M")
       timeout_seconds = optional(number, 120)
+      max_instances   = optional(number, 3)
+    }), {})
+    # The public HTTP functions store a marker and publish one message per request: 30 s is ample, and a request
+    # that takes longer has failed anyway (VK retries a Callback API event until it hears "ok"). Few instances
+    # also cap what a flood of requests from the internet can cost.
+    vk_callback = optional(object({
+      memory          = optional(string, "256M")
+      timeout_seconds = optional(number, 30)
+      max_instances   = optional(number, 3)
+    }), {})
+    inbox = optional(object({
+      memory          = optional(string, "256M")
+      timeout_seconds = optional(number, 30)
       max_instances   = optional(number, 3)
     }), {})
   })
@@ -63,6 +79,12 @@ variable "functions" {
     condition     = alltrue([for f in values(var.functions) : f.max_instances >= 1])
     error_message = "max_instances must be at least 1."
   }
+  validation {
+    # Two ingest instances would each call VK at OTKLIK_VK_REQUESTS_PER_SECOND with the same token: twice the
+    # per-token limit, and VK answers error 6 (too many requests per second).
+    condition     = var.functions.ingest.max_instances == 1
+    error_message = "functions.ingest.max_instances must be 1: one poller per VK token keeps VK's per-token rate limit."
+  }
 }
 
 variable "settings" {
@@ -71,6 +93,15 @@ variable "settings" {
     firestore_database            = optional(string)
     vk_api_base                   = optional(string)
     vk_api_version                = optional(string)
+    vk_token_kind                 = optional(string) # user, community or service: the kind of the VK token
+    vk_requests_per_second        = optional(number) # default by kind: user 3, community 20, service 3
+    telegram_api_base             = optional(string)
+    ok_api_base                   = optional(string)
+    ok_application_key            = optional(string) # the public key; the secret key is in var.secrets
+    ingest_budget_seconds         = optional(number) # keep below functions.ingest.timeout_seconds
+    source_retry_attempts         = optional(number)
+    source_backoff_seconds        = optional(number)
+    source_backoff_max_seconds    = optional(number)
     http_timeout_seconds          = optional(number)
     smtp_host                     = optional(string)
     smtp_port                     = optional(number)
@@ -91,6 +122,10 @@ variable "settings" {
     condition     = contains(["starttls", "ssl"], coalesce(var.settings.smtp_security, "starttls"))
     error_message = "smtp_security must be starttls or ssl in a deployment."
   }
+  validation {
+    condition     = contains(["user", "community", "service"], coalesce(var.settings.vk_token_kind, "service"))
+    error_message = "vk_token_kind must be user, community or service."
+  }
 }
 
 variable "secrets" {
@@ -98,10 +133,25 @@ variable "secrets" {
   type = object({
     # OTKLIK_VK_TOKEN, given to ingest only.
     vk_token = optional(string, "otklik-vk-token")
+    # OTKLIK_TELEGRAM_BOT_TOKEN, OTKLIK_OK_ACCESS_TOKEN, OTKLIK_OK_APPLICATION_SECRET_KEY, given to ingest only;
+    # null when config/sources.yaml has no Telegram or Odnoklassniki source.
+    telegram_bot_token        = optional(string)
+    ok_access_token           = optional(string)
+    ok_application_secret_key = optional(string)
+    # OTKLIK_VK_CALLBACK_SECRET, given to vk_callback only. Required: the function is public and refuses every
+    # request while it has no secret.
+    vk_callback_secret = optional(string, "otklik-vk-callback-secret")
+    # OTKLIK_INBOX_TOKEN, given to inbox only. Required for the same reason.
+    inbox_token = optional(string, "otklik-inbox-token")
     # OTKLIK_SMTP_PASSWORD, given to route only; null when the SMTP server needs no login or e-mail is off.
     smtp_password = optional(string)
   })
   default = {}
+
+  validation {
+    condition     = alltrue([for id in values(var.secrets) : id == null || can(regex("^[A-Za-z0-9_-]{1,255}$", id))])
+    error_message = "secrets holds Secret Manager secret ids (letters, digits, _ and -), never secret values."
+  }
 }
 
 variable "scheduler_time_zone" {

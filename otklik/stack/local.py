@@ -20,13 +20,18 @@ from otklik.stack import emulators as emulators_mod
 from otklik.stack import functions, topology
 from otklik.stack.bridge import EventarcBridge
 from otklik.stack.emulators import Emulators
+from otklik.standins import ok as ok_standin
+from otklik.standins.ok import OkStandIn
+from otklik.standins.rss import FeedStandIn
 from otklik.standins.smtp import SmtpSink
-from otklik.standins.vk import DEMO_WALLS, VkStandIn
+from otklik.standins.vk import DEMO_COMMENTS, DEMO_SEARCH_EXTRA, DEMO_WALLS, VkStandIn
 from otklik.standins.webhook import WebhookSink
 
 DEMO_CONFIG = REPO_ROOT / "otklik" / "demo" / "config"
-# Only the VK stand-in knows it; it proves the connector sends the token it is configured with.
+# Only the stand-ins know these; they prove each connector sends the credentials it is configured with.
 DEMO_VK_TOKEN = "demo-vk-token-for-the-local-stand-in"  # noqa: S105 - not a secret: a local stand-in's
+DEMO_VK_CALLBACK_SECRET = "demo-callback-secret"  # noqa: S105
+DEMO_INBOX_TOKEN = "demo-inbox-token"  # noqa: S105
 
 
 def render_config(template_dir: Path, target: Path, values: dict[str, str]) -> Path:
@@ -81,10 +86,14 @@ class LocalStack:
             self.emulators = emulators_mod.start(self.log_dir, self.emulators_kind)
         # The Google clients in this process (topic set-up, the bridge, summaries) find the emulators here.
         os.environ.update(self.emulators.env())
-        self.vk = VkStandIn(self.walls_file, token=DEMO_VK_TOKEN).start()
+        self.vk = VkStandIn(self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA).start()
+        self.feeds = FeedStandIn().start()
+        self.ok = OkStandIn().start()
         self.webhooks = WebhookSink().start()
         self.smtp = SmtpSink().start()
-        self.config_dir = render_config(DEMO_CONFIG, self.work_dir / "config", {"WEBHOOK_SINK": self.webhooks.url})
+        self.config_dir = render_config(
+            DEMO_CONFIG, self.work_dir / "config", {"WEBHOOK_SINK": self.webhooks.url, "FEEDS": self.feeds.url}
+        )
         topology.create_on_emulator(self.topology, self.project_id)
         env = self.function_env()
         with concurrent.futures.ThreadPoolExecutor(len(functions.NAMES)) as pool:
@@ -109,6 +118,15 @@ class LocalStack:
             "OTKLIK_CONFIG_DIR": str(self.config_dir),
             "OTKLIK_VK_API_BASE": self.vk.api_base,
             "OTKLIK_VK_TOKEN": DEMO_VK_TOKEN,
+            "OTKLIK_VK_CALLBACK_SECRET": DEMO_VK_CALLBACK_SECRET,
+            "OTKLIK_OK_API_BASE": self.ok.api_base,
+            "OTKLIK_OK_APPLICATION_KEY": ok_standin.DEMO_APPLICATION_KEY,
+            "OTKLIK_OK_APPLICATION_SECRET_KEY": ok_standin.DEMO_APPLICATION_SECRET_KEY,
+            "OTKLIK_OK_ACCESS_TOKEN": ok_standin.DEMO_ACCESS_TOKEN,
+            "OTKLIK_INBOX_TOKEN": DEMO_INBOX_TOKEN,
+            # The demo's stand-ins answer at once; production keeps the defaults (seconds, not milliseconds).
+            "OTKLIK_SOURCE_BACKOFF_SECONDS": "0.05",
+            "OTKLIK_VK_REQUESTS_PER_SECOND": "50",
             "OTKLIK_SMTP_HOST": self.smtp.host,
             "OTKLIK_SMTP_PORT": str(self.smtp.port),
             "OTKLIK_SMTP_SECURITY": "none",
@@ -124,7 +142,7 @@ class LocalStack:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
-        for name in ("smtp", "webhooks", "vk"):
+        for name in ("smtp", "webhooks", "ok", "feeds", "vk"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()
@@ -146,6 +164,16 @@ class LocalStack:
 
     def fire_remind(self, now: datetime | None = None) -> dict[str, Any]:
         return self._post("remind", {"now": now.isoformat()} if now else None)
+
+    # --- pushes, as VK's Callback API and another system would send them ----------------------------------
+
+    def push_vk_event(self, event_type: str, obj: dict[str, Any], event_id: str) -> httpx.Response:
+        url = self.servers["vk_callback"].url
+        return self.vk.push_event(url, event_type, 210000001, DEMO_VK_CALLBACK_SECRET, obj, event_id)
+
+    def post_inbox(self, body: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {DEMO_INBOX_TOKEN}"}
+        return httpx.post(self.servers["inbox"].url, json=body, headers=headers, timeout=30)
 
     def _post(self, name: str, body: dict[str, Any] | None) -> dict[str, Any]:
         response = httpx.post(self.servers[name].url, json=body, timeout=120)

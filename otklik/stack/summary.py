@@ -10,42 +10,71 @@ from shared.domain.categories import category_name
 
 
 @dataclass
+class PushReport:
+    vk_events: int = 0
+    vk_ok: int = 0
+    inbox_accepted: int = 0
+    expected: set[str] = field(default_factory=set)  # incident ids the pushes must have produced
+
+
+@dataclass
 class RunSummary:
     emulators: str
-    demo_posts: int
-    fetched_per_source: dict[str, int]
-    published: int
+    ingest_runs: list[dict[str, Any]]
+    push: PushReport
     incidents: int
+    incident_ids: set[str]
+    wall_post_ids: set[str]
     complaints_by_category: Counter[str]
+    by_network: Counter[str]
     irrelevant: int
     critical: int
     routed_to: Counter[str]
     notifications: Counter[str]  # "webhook sent", "email failed", ...
     webhooks_received: int
     emails_received: int
-    quarantined: int
+    quarantined: Counter[str]  # by stage
     dead_lettered: int
     overdue_now: int
     overdue_next_day: int
-    source_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
+    def published(self) -> int:
+        """Posts that reached Pub/Sub: ingest's runs plus the pushes that were new."""
+        return sum(r["published"] for r in self.ingest_runs) + len(self.push.expected)
+
+    @property
+    def source_errors(self) -> list[str]:
+        return [f"{s['source_id']}: {s['error']}" for r in self.ingest_runs for s in r["sources"] if s["error"]]
+
+    @property
     def unaccounted(self) -> int:
-        """Demo posts that became neither an incident nor a quarantine record."""
-        return self.demo_posts - self.incidents - self.quarantined
+        """Published posts that became neither an incident nor a quarantine record, plus demo wall posts and
+        pushed posts that are missing."""
+        lost = self.published - self.incidents - self.quarantined.get("classify", 0)
+        missing = (self.wall_post_ids | self.push.expected) - self.incident_ids
+        return abs(lost) + len(missing)
 
     def render(self) -> str:
-        lines = [
-            f"Otklik local run ({self.emulators} emulators) in {self.seconds:.1f}s",
-            "",
-            f"Posts fetched: {sum(self.fetched_per_source.values())} of {self.demo_posts} on the demo walls",
-        ]
-        lines += [f"  {src:<28} {n:>4}" for src, n in sorted(self.fetched_per_source.items())]
+        first, second = self.ingest_runs[0], self.ingest_runs[-1]
+        lines = [f"Otklik local run ({self.emulators} emulators) in {self.seconds:.1f}s", "", "Ingest, first run:"]
+        lines.append(f"  {'source':<26}{'fetched':>8}{'new':>6}{'dupes':>7}{'bad':>5}  status")
+        for s in first["sources"]:
+            lines.append(
+                f"  {s['source_id']:<26}{s['fetched']:>8}{s['published']:>6}{s['duplicates']:>7}"
+                f"{s['quarantined']:>5}  {s['status']}"
+            )
         lines += [
+            f"Pushed: {self.push.vk_events} VK Callback API events (answered ok: {self.push.vk_ok}), "
+            f"{self.push.inbox_accepted} inbox post",
+            f"Ingest, second run: {second['published']} new, "
+            f"{sum(s['duplicates'] for s in second['sources'])} already published (the pushed post, now on its wall)",
+            "",
             f"Published to Pub/Sub:         {self.published:>4}",
             f"Incidents stored:             {self.incidents:>4}  "
             f"({sum(self.complaints_by_category.values())} complaints, {self.irrelevant} not complaints)",
+            "  by network:                 " + ", ".join(f"{k} {v}" for k, v in self.by_network.most_common()),
             "Complaints by category:",
         ]
         lines += [f"  {category_name(cat):<28} {n:>4}" for cat, n in self.complaints_by_category.most_common()]
@@ -58,15 +87,16 @@ class RunSummary:
             f"  SMTP sink received           {self.emails_received:>4}",
             f"Overdue now:                  {self.overdue_now:>4}",
             f"Overdue the next day (remind run with the clock 25 h ahead): {self.overdue_next_day}",
-            f"Quarantined:                  {self.quarantined:>4}",
+            "Quarantined (kept with the reason): "
+            + (", ".join(f"{stage} {n}" for stage, n in sorted(self.quarantined.items())) or "none"),
             f"Dead-lettered:                {self.dead_lettered:>4}",
         ]
         if self.source_errors:
             lines += ["Source errors:"] + [f"  {e}" for e in self.source_errors]
         verdict = (
-            "Every demo post is accounted for."
+            "Every post is accounted for: each published post is an incident or in quarantine."
             if self.unaccounted == 0
-            else f"{self.unaccounted} demo posts are unaccounted for!"
+            else f"{self.unaccounted} posts are unaccounted for!"
         )
         lines += ["", verdict]
         return "\n".join(lines)
@@ -77,8 +107,7 @@ def collect_incidents(db: Any) -> list[dict[str, Any]]:
 
 
 def count(db: Any, collection: str) -> int:
-    value = int(db.collection(collection).count().get()[0][0].value)
-    return value
+    return int(db.collection(collection).count().get()[0][0].value)
 
 
 def notification_counts(db: Any) -> Counter[str]:

@@ -25,18 +25,25 @@ TELEGRAM_REQUESTS_PER_SECOND = 20.0  # Bot API: about 30 requests/s per bot; sta
 RSS_REQUESTS_PER_SECOND = 2.0  # news sites are small servers
 
 
-class MissingCredentials:
-    """A configured source whose secret is not set: it reports itself stopped with what to set."""
+class Unavailable:
+    """A configured source that cannot be built (its secret is not set, say): it reports itself stopped with
+    what to do, and the other sources keep going."""
 
-    def __init__(self, source_id: str, variable: str) -> None:
+    def __init__(self, source_id: str, problem: str, action: str) -> None:
         self.source_id = source_id
-        self.variable = variable
+        self.problem = problem
+        self.action = action
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
-        raise SourceAccessError(
-            f"{self.variable} is not set",
-            f"store the credential as {self.variable} (Secret Manager in production), then the source resumes",
-        )
+        raise SourceAccessError(self.problem, self.action)
+
+
+def MissingCredentials(source_id: str, variable: str) -> Unavailable:
+    return Unavailable(
+        source_id,
+        f"{variable} is not set",
+        f"store the credential as {variable} (Secret Manager in production), then the source resumes",
+    )
 
 
 class SourceFactory:
@@ -58,7 +65,12 @@ class SourceFactory:
         return [self.build(src) for src in sources if src.polled]
 
     def build(self, src: SourceConfig) -> WatchedSource:
-        connector, secret = self._connector(src)
+        connector: SourceConnector
+        try:
+            connector, secret = self._connector(src)
+        except Exception as exc:  # a bug or a bad setting must not take the other sources down with it
+            problem = f"cannot set up the {src.kind} connector: {type(exc).__name__}: {exc}"
+            connector, secret = Unavailable(src.id, problem, "check the source and the settings, see the logs"), None
         digest = hashlib.sha256(src.model_dump_json().encode())
         digest.update(hashlib.sha256((secret or "").encode()).digest())  # a new token resumes a stopped source
         return WatchedSource(connector, digest.hexdigest()[:16])
