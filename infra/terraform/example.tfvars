@@ -5,14 +5,15 @@ project_id = "otklik-prod"
 region     = "europe-north1"
 
 functions = {
-  # One ingest at a time is enough for a run every 10 minutes and keeps VK API calls sequential.
-  ingest = { max_instances = 1, timeout_seconds = 300 }
+  # ingest keeps its defaults: 1 instance (one poller per VK token; the only value allowed) and a 300 s timeout
+  # (above settings.ingest_budget_seconds, 240 by default).
   remind = { timeout_seconds = 300 }
   route  = { max_instances = 5 }
 }
 
 settings = {
   vk_api_version = "5.199"
+  vk_token_kind  = "service" # user, community or service: sets the default VK request rate
   smtp_host      = "smtp.example.ru"
   smtp_port      = 587
   smtp_security  = "starttls"
@@ -22,8 +23,14 @@ settings = {
 }
 
 secrets = {
-  vk_token      = "otklik-vk-token"
-  smtp_password = "otklik-smtp-password"
+  vk_token           = "otklik-vk-token"
+  vk_callback_secret = "otklik-vk-callback-secret"
+  inbox_token        = "otklik-inbox-token"
+  smtp_password      = "otklik-smtp-password"
+  # Only with Telegram or Odnoklassniki sources in config/sources.yaml:
+  # telegram_bot_token        = "otklik-telegram-bot-token"
+  # ok_access_token           = "otklik-ok-access-token"
+  # ok_application_secret_key = "otklik-ok-application-secret-key"
 }
 
 scheduler_time_zone = "Europe/Moscow"

@@ -42,7 +42,7 @@ class RunSummary:
     @property
     def published(self) -> int:
         """Posts that reached Pub/Sub: ingest's runs plus the pushes that were new."""
-        return sum(r["published"] for r in self.ingest_runs) + len(self.push.expected)
+        return sum(int(r["published"]) for r in self.ingest_runs) + len(self.push.expected)
 
     @property
     def source_errors(self) -> list[str]:

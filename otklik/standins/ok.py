@@ -29,6 +29,7 @@ from otklik.standins.http import LoopbackServer, QuietHandler
 
 DEMO_OK_GROUP = Path(__file__).resolve().parent.parent / "demo" / "data" / "ok_group.json"
 DEMO_APPLICATION_KEY = "CBAJNKLGDIHBABABA"
+# Made-up credentials the stand-in knows (and the demo stack and tests sign with); never real OK keys.
 DEMO_ACCESS_TOKEN = "tkn1demo.ok-standin-access-token-0000000000000000"
 DEMO_APPLICATION_SECRET_KEY = "0123456789ABCDEF0123456789ABCDEF"
 MAX_COUNT = 100
@@ -152,10 +153,12 @@ def _dispatch(owner: OkStandIn, params: dict[str, str]) -> dict[str, Any]:
 def _expected_sig(params: dict[str, str], access_token: str, application_secret_key: str) -> str:
     """apiok.ru/dev/methods: session_secret_key = md5(access_token + application_secret_key), lower case; drop
     sig, access_token and session_key; sort by name; sig = md5("k1=v1k2=v2..." + session_secret_key)."""
-    session_secret_key = hashlib.md5(f"{access_token}{application_secret_key}".encode()).hexdigest()  # noqa: S324
+    session_secret_key = hashlib.md5(
+        f"{access_token}{application_secret_key}".encode(), usedforsecurity=False
+    ).hexdigest()
     signed = {k: v for k, v in params.items() if k not in {"sig", "access_token", "session_key"}}
     payload = "".join(f"{k}={signed[k]}" for k in sorted(signed)) + session_secret_key
-    return hashlib.md5(payload.encode("utf-8")).hexdigest()  # noqa: S324
+    return hashlib.md5(payload.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def _get_topics(owner: OkStandIn, params: dict[str, str]) -> dict[str, Any]:

@@ -9,9 +9,11 @@ What is taken from OK's documentation (apiok.ru):
   ``application_secret_key`` itself); ``session_key`` / ``access_token`` are left out, the remaining parameters are
   sorted by name, joined as ``key=value`` without separators, ``sig = MD5(joined + session_secret_key)`` in lower
   case. ``ok_signature`` is exactly that and is checked in the tests against a published worked example;
-- errors come as ``{"error_code", "error_msg", "error_data"}`` (with HTTP 200; the code is also in the
-  ``invocation-error`` header), codes and names from apiok.ru/en/dev/errors (``PARAM_SIGNATURE`` 104,
-  ``PARAM_SESSION_EXPIRED`` 102, ``SERVICE`` 2, ``FLOOD_BLOCKED`` 8, ...).
+- errors: the code in the ``invocation-error`` header and the details as JSON in the body, codes and names from
+  apiok.ru/en/dev/errors (``PARAM_SIGNATURE`` 104, ``PARAM_SESSION_EXPIRED`` 102, ``SERVICE`` 2, ``FLOOD_BLOCKED``
+  8, ``AUTH_LOGIN`` 401, ...). The body ``{"error_code", "error_msg", "error_data"}`` and its arrival with HTTP 200
+  are as real answers quoted in third-party clients show (e.g. ``{"error_data":null,"error_code":104,
+  "error_msg":"PARAM_SIGNATURE : No signature specified"}``), not spelled out by the docs.
 
 What could NOT be verified against OK's documentation (see ``GROUP_FEED_METHOD``): the method reading a group's
 posts. ``mediatopic.getTopics`` with ``gid`` / ``count`` answering ``{"media_topics": [...]}`` is how working
@@ -45,7 +47,7 @@ PAGE_SIZE = 50  # what working clients ask for; OK's maximum for this method is 
 MAX_PAGES = 20
 UNSIGNED_PARAMS = {"sig", "access_token", "session_key"}
 
-TOKEN_ACTION = (
+REISSUE_ACTION = (
     "issue a new OK access token for the application and store it as OTKLIK_OK_ACCESS_TOKEN (Secret Manager), "
     "then the source resumes by itself"
 )
@@ -66,8 +68,8 @@ ACCESS_ERRORS = {
     "VALUABLE_ACCESS and GROUP_CONTENT permissions and store it as OTKLIK_OK_ACCESS_TOKEN",
     101: "OK does not know the application key: copy the application's public key from its settings on ok.ru "
     "into OTKLIK_OK_APPLICATION_KEY",
-    102: "the OK access token has expired: " + TOKEN_ACTION,
-    103: "OK rejects the access token: " + TOKEN_ACTION,
+    102: "the OK access token has expired: " + REISSUE_ACTION,
+    103: "OK rejects the access token: " + REISSUE_ACTION,
     104: "OK rejects the request signature: OTKLIK_OK_APPLICATION_SECRET_KEY must be the secret key of the same "
     "application as OTKLIK_OK_APPLICATION_KEY and the token; copy it from the application's settings on ok.ru",
     160: "OK does not know this group: check group_id in sources.yaml",
@@ -76,8 +78,8 @@ ACCESS_ERRORS = {
     210: "the OK application is disabled: re-enable it in its settings on ok.ru, or register a new one and "
     "update the OTKLIK_OK_* keys",
     300: "the group was not found (deleted, or a wrong id): check group_id in sources.yaml or disable the source",
-    401: "OK refused the login behind the token: " + TOKEN_ACTION,
-    453: "OK wants a user session for this method: " + TOKEN_ACTION,
+    401: "OK refused the login behind the token: " + REISSUE_ACTION,
+    453: "OK wants a user session for this method: " + REISSUE_ACTION,
     456: "the group restricts this operation: the token's user must join the group, or disable the source",
     457: "OK refuses unauthorised access to the group: the token's user must join it, or disable the source",
     458: "the group is private: the token's user must be a member, or disable the source",
@@ -99,12 +101,9 @@ def ok_signature(params: dict[str, str], access_token: str, application_secret_k
     ones); ``sig``, ``access_token`` and ``session_key`` among them are ignored. With a token the signing secret
     is ``md5(access_token + application_secret_key)`` in lower-case hex; without one it is the application
     secret key itself."""
-    if access_token:
-        secret = hashlib.md5((access_token + application_secret_key).encode("utf-8")).hexdigest().lower()  # noqa: S324
-    else:
-        secret = application_secret_key
+    secret = _md5(access_token + application_secret_key).lower() if access_token else application_secret_key
     joined = "".join(f"{key}={params[key]}" for key in sorted(params) if key not in UNSIGNED_PARAMS)
-    return hashlib.md5((joined + secret).encode("utf-8")).hexdigest().lower()  # noqa: S324  # OK's protocol
+    return _md5(joined + secret).lower()
 
 
 class OkGroupConnector:
@@ -211,7 +210,7 @@ class OkGroupConnector:
         return OkApiError(code, self._scrub(f"{method}: {body.get('error_msg') or ''}"))
 
     def _scrub(self, text: str) -> str:
-        session_secret = hashlib.md5((self._access_token + self._secret_key).encode("utf-8")).hexdigest()  # noqa: S324
+        session_secret = _md5(self._access_token + self._secret_key)
         for secret in (self._access_token, self._secret_key, session_secret):
             if secret:
                 text = text.replace(secret, "***")
@@ -261,6 +260,11 @@ def _next_cursor(cursor: dict[str, Any], topics: list[dict[str, Any]]) -> dict[s
     if "last_created_ms" in cursor and int(cursor["last_created_ms"]) == newest:
         at_newest = sorted({*map(str, cursor.get("ids_at_last", [])), *at_newest})
     return {"last_created_ms": newest, "ids_at_last": at_newest}
+
+
+def _md5(text: str) -> str:
+    """MD5 is OK's signing protocol, not our choice of a hash for security."""
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def _ref_id(ref: Any) -> str | None:

@@ -81,13 +81,15 @@ class RssConnector:
 
         seen_before = {str(i) for i in cursor.get("seen", [])}
         ids_in_feed: list[str] = []
+        in_feed: set[str] = set()
         fresh: list[tuple[datetime, int, Post]] = []
         rejected: list[Rejected] = []
         for index, entry in enumerate(entries):
             entry_id = _entry_id(entry)
-            if entry_id in ids_in_feed:
+            if entry_id in in_feed:
                 continue  # a feed repeating an item: one post
             ids_in_feed.append(entry_id)
+            in_feed.add(entry_id)
             if entry_id in seen_before:
                 continue
             try:
@@ -101,7 +103,6 @@ class RssConnector:
             fresh.append((post.published_at, -index, post))  # feeds list newest first: ties keep that order
         fresh.sort(key=lambda t: (t[0], t[1]))
 
-        in_feed = set(ids_in_feed)
         seen = ids_in_feed + [str(i) for i in cursor.get("seen", []) if str(i) not in in_feed]
         new_cursor = {
             "etag": response.headers.get("ETag"),
@@ -113,7 +114,9 @@ class RssConnector:
     def _get(self, headers: dict[str, str]) -> httpx.Response | None:
         try:
             response = self.http.get(self.url, headers=headers, follow_redirects=True)
-        except httpx.TransportError as exc:  # timeouts, refused connections, broken TLS
+        except httpx.TooManyRedirects as exc:
+            raise SourceAccessError(f"RSS {self.source_id}: redirect loop at {self.url}", GONE_ACTION) from exc
+        except httpx.RequestError as exc:  # timeouts, refused connections, broken TLS, a garbled transfer
             raise TransientError(f"RSS {self.source_id}: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 304:

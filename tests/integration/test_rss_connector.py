@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ FETCHED_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def feeds() -> Iterator[FeedStandIn]:
     with FeedStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def connector(
@@ -58,7 +58,7 @@ def test_rss_feed_is_normalised_oldest_first(feeds: FeedStandIn) -> None:
     for post in result.posts:
         assert post.source == "rss" and post.community == url and post.source_id == "rss-test"
         assert post.municipality_hint == "shakhty"
-        assert post.published_at.utcoffset() is not None and post.published_at.utcoffset().total_seconds() == 0
+        assert post.published_at.utcoffset() == timedelta(0)
         assert post.url.startswith("https://shakhty-vesti.example/news/2026/11/")
     by_id = {p.post_id: p for p in result.posts}
 

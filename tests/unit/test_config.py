@@ -23,7 +23,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_shipped_configuration_is_valid(kind: str, tmp_path: Path) -> None:
     folder = ROOT / "config"
     if kind == "demo":
-        folder = render_config(DEMO_CONFIG, tmp_path, {"WEBHOOK_SINK": "http://127.0.0.1:8080"})
+        folder = render_config(
+            DEMO_CONFIG, tmp_path, {"WEBHOOK_SINK": "http://127.0.0.1:8080", "FEEDS": "http://127.0.0.1:8081"}
+        )
     assert load_sources(folder / "sources.yaml")
     routing = load_routing(folder / "departments.yaml")
     assert routing.fallback in {d.id for d in routing.departments}

@@ -10,17 +10,29 @@ expression uses. "Derived from topology.json" then means that the expanded text 
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import re
+import textwrap
+import typing
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import hcl2
+from pydantic import SecretStr
 
 from otklik import REPO_ROOT
 from otklik.stack.topology import dead_letter_subscription
+from shared.adapters.firestore import (
+    INCIDENTS,
+    PUBLISHED_POSTS,
+    VK_CALLBACK_EVENTS,
+    FirestoreIncidents,
+    FirestoreMarkers,
+)
 from shared.config import Settings
 
 TF_DIR = REPO_ROOT / "infra" / "terraform"
@@ -29,8 +41,31 @@ FUNCTIONS = set(TOPOLOGY["functions"])
 TOPICS = {t["name"] for t in TOPOLOGY["topics"]}
 DEAD_LETTER_TOPICS = {t["dead_letter_topic"] for t in TOPOLOGY["topics"]}
 SCHEDULED = {name for name, f in TOPOLOGY["functions"].items() if f.get("schedule")}
-OWN_FILES = ["versions.tf", "variables.tf", "main.tf", "pubsub.tf", "functions.tf", "outputs.tf"]
+PUBLIC = {name for name, f in TOPOLOGY["functions"].items() if f.get("public") is True}
+OWN_FILES = ["versions.tf", "variables.tf", "main.tf", "pubsub.tf", "functions.tf", "firestore.tf", "outputs.tf"]
 SECRETISH = re.compile(r"secret|token|password|passwd|credential|private_key|api_key", re.IGNORECASE)
+# The SecretStr settings of shared/config.py: only ever Secret Manager secret environment variables.
+SECRET_FIELDS = {
+    name
+    for name, field in Settings.model_fields.items()
+    if SecretStr in (field.annotation, *typing.get_args(field.annotation))
+}
+# Which function reads each secret (shared/bootstrap.py), and whether a deployment may leave it out.
+SECRET_OWNERS = {
+    "OTKLIK_VK_TOKEN": "ingest",
+    "OTKLIK_TELEGRAM_BOT_TOKEN": "ingest",
+    "OTKLIK_OK_ACCESS_TOKEN": "ingest",
+    "OTKLIK_OK_APPLICATION_SECRET_KEY": "ingest",
+    "OTKLIK_VK_CALLBACK_SECRET": "vk_callback",
+    "OTKLIK_INBOX_TOKEN": "inbox",
+    "OTKLIK_SMTP_PASSWORD": "route",
+}
+OPTIONAL_SECRETS = {
+    "OTKLIK_TELEGRAM_BOT_TOKEN",
+    "OTKLIK_OK_ACCESS_TOKEN",
+    "OTKLIK_OK_APPLICATION_SECRET_KEY",
+    "OTKLIK_SMTP_PASSWORD",
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -146,6 +181,19 @@ def _functions() -> dict[str, dict[str, Any]]:
     return found
 
 
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _resource_name(template: str, function: str) -> str:
+    """A name template of a for_each over the functions (``otklik-${each.value.resource_name}``) for one function."""
+    if "${each.value.resource_name}" in template:
+        # Google names take no "_": local.functions must derive resource_name from the key with "_" as "-".
+        assert re.search(r"\bresource_name\s*=\s*replace\(name,\s*\"_\",\s*\"-\"\)", _expand("local.functions"))
+        return template.replace("${each.value.resource_name}", function.replace("_", "-"))
+    return template.replace("${each.key}", function)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Files and versions
 # ---------------------------------------------------------------------------------------------------------
@@ -174,6 +222,22 @@ def test_topology_json_is_the_source_of_truth() -> None:
     assert "jsondecode(" in topology and "file(" in topology and "topology.json" in topology
 
 
+def test_topology_names_the_publishers_of_each_topic_and_the_public_functions() -> None:
+    for topic in TOPOLOGY["topics"]:
+        assert "published_by" not in topic, "published_by was replaced by the publishers list"
+        publishers = topic["publishers"]
+        assert publishers and len(publishers) == len(set(publishers)) and set(publishers) <= FUNCTIONS, topic["key"]
+        # A function triggered by a topic must not publish to it: every message would trigger it again.
+        triggered = {n for n, f in TOPOLOGY["functions"].items() if f.get("topic") == topic["key"]}
+        assert not set(publishers) & triggered, f"{topic['key']}: {sorted(set(publishers) & triggered)} loop"
+    for name, function in TOPOLOGY["functions"].items():
+        assert function.get("public", False) in (True, False), f"{name}: public must be true or false"
+    assert PUBLIC, "nothing to check"
+    for name in PUBLIC:
+        # Public means called by others over HTTP: never a Pub/Sub or a scheduled function.
+        assert TOPOLOGY["functions"][name]["trigger"] == "http" and not TOPOLOGY["functions"][name].get("schedule")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Functions, topics, subscriptions
 # ---------------------------------------------------------------------------------------------------------
@@ -192,6 +256,10 @@ def test_every_topology_function_is_a_python311_gen2_function() -> None:
             assert _iterates(for_each, "functions"), f"{name}: for_each is not derived from topology.json"
             assert re.search(r"\bentry_point\s*=\s*\w+\.entry_point\b", _expand(for_each))
             assert _expr(build["entry_point"]) == "each.value.entry_point"
+            names = {_resource_name(body["name"], function) for function in FUNCTIONS}
+            assert len(names) == len(FUNCTIONS), "two functions get the same name"
+            for service in names:  # also the name of the Cloud Run service behind it
+                assert re.fullmatch(r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?", service), service
             covered |= FUNCTIONS
     assert covered == FUNCTIONS
 
@@ -271,6 +339,74 @@ def test_the_required_apis_are_enabled() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Firestore: indexes and TTL
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _query_of(method: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (field, operator) filters and (field, direction) orders of a method building one Firestore query."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    filters, orders = [], []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+        if callee == "FieldFilter":
+            field, op = (ast.literal_eval(a) for a in node.args[:2])
+            filters.append((field, op))
+        elif callee == "order_by":
+            direction = "ASCENDING"
+            for arg in [*node.args[1:], *(k.value for k in node.keywords if k.arg == "direction")]:
+                direction = "DESCENDING" if "DESCENDING" in ast.unparse(arg) else "ASCENDING"
+            orders.append((ast.literal_eval(node.args[0]), direction))
+    return filters, orders
+
+
+def _firestore_database(body: dict[str, Any]) -> None:
+    """The functions' database (settings.firestore_database, "(default)" when unset), not a fixed one."""
+    expanded = _flat(_expand(_expr(body.get("database", '"(default)"'))))
+    assert 'coalesce(var.settings.firestore_database, "(default)")' in expanded, expanded
+
+
+def test_the_remind_query_has_its_composite_index() -> None:
+    filters, orders = _query_of(FirestoreIncidents.due_for_reply)
+    equality = {field for field, op in filters if op in ("==", "in", "array-contains-any")}
+    ranges = {field for field, op in filters if op in ("<", "<=", ">", ">=", "!=", "not-in")}
+    assert equality and ranges and orders, "could not read the query of due_for_reply"
+    # Firestore: equality fields first (any order), then the range/order field(s) in the order_by order.
+    tail = [(field, direction) for field, direction in orders]
+    tail += [(field, "ASCENDING") for field in sorted(ranges - {f for f, _ in orders})]
+    matching = []
+    for name, body in resources("google_firestore_index").items():
+        if body["collection"] != INCIDENTS or body.get("query_scope", "COLLECTION") != "COLLECTION":
+            continue
+        fields = [(f["field_path"], f.get("order")) for f in body["fields"]]
+        head, rest = fields[: len(fields) - len(tail)], fields[len(fields) - len(tail) :]
+        if {f for f, _ in head} == equality and len(head) == len(equality) and rest == tail:
+            assert all(order in ("ASCENDING", "DESCENDING") for _, order in head), name
+            _firestore_database(body)
+            matching.append(name)
+    assert len(matching) == 1, f"no composite index on {INCIDENTS} for {sorted(equality)} then {tail}"
+
+
+def test_markers_expire_through_ttl_policies() -> None:
+    assert '"expire_at"' in inspect.getsource(FirestoreMarkers.mark)
+    covered: set[str] = set()
+    for name, body in resources("google_firestore_field").items():
+        if "ttl_config" not in body:
+            continue
+        assert body["field"] == "expire_at", name
+        assert body.get("index_config") == [{}], f"{name}: a TTL timestamp needs no single-field indexes"
+        _firestore_database(body)
+        collection = _expr(body["collection"])
+        if collection == "each.key":
+            covered |= set(re.findall(r'"(\w+)"', _expr(body["for_each"])))
+        else:
+            covered.add(collection)
+    assert covered == {PUBLISHED_POSTS, VK_CALLBACK_EVENTS}, sorted(covered)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Identities and least privilege
 # ---------------------------------------------------------------------------------------------------------
 
@@ -285,9 +421,9 @@ def test_each_function_runs_as_its_own_service_account() -> None:
         account = accounts[match[1]]
         if match[2]:  # one account per for_each key
             assert _iterates(_expr(account["for_each"]), "functions")
-            assert "${each.key}" in account["account_id"]
-            for function in FUNCTIONS:
-                account_id = account["account_id"].replace("${each.key}", function)
+            ids = {_resource_name(account["account_id"], function) for function in FUNCTIONS}
+            assert len(ids) == len(FUNCTIONS), "two functions get the same account id"
+            for account_id in ids:
                 assert re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", account_id), account_id
             used += sorted(FUNCTIONS)
         else:
@@ -307,27 +443,77 @@ def test_project_level_roles_are_only_the_unavoidable_ones() -> None:
     assert not resources("google_project_iam_policy"), "an authoritative project policy would wipe other grants"
 
 
-def test_functions_publish_only_to_the_topic_topology_json_gives_them() -> None:
+def test_functions_publish_only_to_the_topics_whose_publishers_name_them() -> None:
     [publisher] = [b for b in resources("google_pubsub_topic_iam_member").values() if b["role"].endswith("publisher")]
+    expanded = _flat(_expand(_expr(publisher["for_each"])))
     assert _iterates(_expr(publisher["for_each"]), "topics")
-    assert re.search(r"google_service_account\.\w+\[each\.value\.published_by\]\.email", publisher["member"])
+    # One grant per (topic, function in that topic's publishers), on that topic, to that function's account.
+    pattern = r"for (\w+) in local\.topology\.topics : \{ ?for (\w+) in \1\.publishers : .*?=> ?\{(.*?)\}"
+    match = re.search(pattern, expanded)
+    assert match, f"the publisher grants must iterate each topic's publishers: {expanded}"
+    topic_var, function_var, entry = match.groups()
+    fields = dict(re.findall(r"(\w+) = ([\w.]+)", entry))
+    assert fields.get("function") == function_var, entry
+    assert fields.get("topic") == f"{topic_var}.name", entry
+    assert _expr(publisher["topic"]) == "google_pubsub_topic.this[each.value.topic].name"
+    assert re.fullmatch(
+        r"serviceAccount:\$\{google_service_account\.function\[each\.value\.function\]\.email\}", publisher["member"]
+    )
 
 
-def test_only_eventarc_and_scheduler_may_invoke_and_each_only_its_functions() -> None:
-    invokers = {
+def _invokers() -> dict[str, dict[str, Any]]:
+    return {
         name: body
         for type_ in ("google_cloud_run_service_iam_member", "google_cloud_run_v2_service_iam_member")
         for name, body in resources(type_).items()
         if body["role"] == "roles/run.invoker"
     }
+
+
+def test_eventarc_scheduler_and_the_internet_may_invoke_each_only_its_functions() -> None:
+    invokers = _invokers()
     assert invokers, "nobody may invoke the functions"
-    members = set()
+    members, public = set(), []
     for name, body in invokers.items():
         assert "[each.key]" not in body["member"], f"{name}: a function must not invoke the functions"
         members.add(body["member"])
         expanded = _expand(_expr(body["for_each"]))
-        assert re.search(r"\.schedule\s*!=\s*null|\.trigger\s*==\s*\"pubsub\"", expanded), name
-    assert len(members) == len(invokers) == 2, "one invoker identity for Eventarc, one for Scheduler"
+        if body["member"] == "allUsers":
+            public.append(name)
+            # Only the functions whose topology.json entry says "public": true.
+            assert re.search(r"\bpublic\s*=\s*try\(\w+\.public,\s*false\)", expanded), name
+            assert re.search(r"\bif\s+\w+\.public\s*}", expanded), f"{name}: must be limited to public functions"
+        else:
+            assert re.search(r"\.schedule\s*!=\s*null|\.trigger\s*==\s*\"pubsub\"", expanded), name
+    assert len(public) == 1, "one allUsers grant, over the public functions"
+    assert len(members) == len(invokers) == 3, "one invoker identity for Eventarc, one for Scheduler, allUsers"
+
+
+def test_only_the_public_functions_take_traffic_from_the_internet() -> None:
+    for name, body in _functions().items():
+        ingress = _flat(_expr(_block(body, "service_config")["ingress_settings"]))
+        if body.get("for_each") is None:
+            assert ingress == ("ALLOW_ALL" if name in PUBLIC else "ALLOW_INTERNAL_ONLY"), name
+        else:
+            assert ingress == 'each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"', ingress
+    # allUsers appears in the one public invoker grant, allAuthenticatedUsers nowhere.
+    granted = [
+        f"{type_}.{name}"
+        for block in _blocks("resource")
+        for type_, named in block.items()
+        for name, body in named.items()
+        if re.search(r"\ballUsers\b|\ballAuthenticatedUsers\b", json.dumps(body))
+    ]
+    assert granted == ["google_cloud_run_service_iam_member.public_invoker"], granted
+
+
+def test_the_public_functions_are_those_of_topology_json() -> None:
+    public_functions = _flat(_expr(_locals()["public_functions"]))
+    assert re.fullmatch(r"\{ ?for (\w+), (\w+) in local\.functions : \1 => \2 if \2\.public ?\}", public_functions)
+    # The checkov skips on the two deliberate exceptions carry a reason.
+    text = (TF_DIR / "functions.tf").read_text(encoding="utf-8")
+    for check in ("CKV_GCP_102", "CKV_GCP_124"):
+        assert re.search(rf"#\s*checkov:skip={check}:\S.{{20,}}", text), f"no reasoned checkov skip of {check}"
 
 
 def test_scheduled_functions_are_called_by_cloud_scheduler_with_an_oidc_token() -> None:
@@ -362,24 +548,53 @@ def test_no_secret_value_is_in_terraform() -> None:
         assert not re.search(r"vk1\.a\.|-----BEGIN", text), f"{path.name} holds what looks like a credential"
 
 
-def test_the_vk_token_is_a_secret_environment_variable_of_ingest_only() -> None:
+def _secret_env() -> dict[str, Any]:
+    """The local map function -> {variable -> secret id} that every function's secret variables come from."""
+    found: set[str] = set()
     for name, body in _functions().items():
         secret_envs = _nested(_block(body, "service_config"), "secret_environment_variables")
         assert secret_envs, f"{name}: no secret_environment_variables"
         for env, for_each in secret_envs:
             assert _expr(env["version"]) == "latest" or env["version"].isdigit()
             assert "google_secret_manager_secret" in _expr(env["secret"]) or "var.secrets" in _expr(env["secret"])
-            if for_each is None:
-                assert (env["key"] == "OTKLIK_VK_TOKEN") == (name == "ingest")
-                continue
-            # dynamic over a local map: function -> {variable -> secret id}
+            assert for_each is not None, f"{name}: secret variables must come from one per-function map"
             match = re.fullmatch(r"local\.(\w+)\[each\.key\]", for_each)
             assert match, f"{name}: dynamic secret_environment_variables must iterate local.<map>[each.key]"
-            per_function = _locals()[match[1]]
-            assert set(per_function) == FUNCTIONS
-            assert "OTKLIK_VK_TOKEN" in json.dumps(per_function["ingest"])
-            for other in FUNCTIONS - {"ingest"}:
-                assert "OTKLIK_VK_TOKEN" not in json.dumps(per_function[other]), f"{other} must not see the token"
+            found.add(match[1])
+    [local] = found
+    per_function: dict[str, Any] = _locals()[local]
+    assert set(per_function) == FUNCTIONS
+    return per_function
+
+
+def test_the_secret_owners_are_the_secret_settings_of_shared_config() -> None:
+    assert set(SECRET_OWNERS) == {f"OTKLIK_{name.upper()}" for name in SECRET_FIELDS}
+    assert set(SECRET_OWNERS.values()) <= FUNCTIONS and set(SECRET_OWNERS) >= OPTIONAL_SECRETS
+
+
+def test_each_secret_is_an_environment_variable_of_its_function_only() -> None:
+    per_function = _secret_env()
+    for function in FUNCTIONS:
+        text = json.dumps(per_function[function])
+        expected = {env for env, owner in SECRET_OWNERS.items() if owner == function}
+        assert set(re.findall(r"OTKLIK_\w+", text)) == expected, f"{function}: {text}"
+
+
+def test_required_secrets_have_an_id_and_optional_ones_are_wired_only_when_set() -> None:
+    per_function = _secret_env()
+    secret_types = _type_fields("secrets")
+    for env, owner in SECRET_OWNERS.items():
+        text = _flat(json.dumps(per_function[owner]))
+        match = re.search(rf"{env}\W+=?\W*\$?\{{?var\.secrets\.(\w+)", text)
+        assert match, f"{env}: not read from var.secrets in {text}"
+        attribute = match[1]
+        type_ = _flat(secret_types[attribute])
+        if env in OPTIONAL_SECRETS:
+            assert type_ == "optional(string)", f"secrets.{attribute} must default to null: {type_}"
+            assert re.search(rf"var\.secrets\.{attribute} [!=]= null|if \w+ != null", text), f"{env}: always wired"
+        else:
+            assert re.fullmatch(r'optional\(string, "[a-z0-9-]+"\)', type_), f"secrets.{attribute} needs a default id"
+    assert set(secret_types) == {m[1] for m in re.finditer(r"var\.secrets\.(\w+)", json.dumps(per_function))}
 
 
 def test_secrets_are_readable_only_by_the_function_that_needs_them() -> None:
@@ -388,6 +603,14 @@ def test_secrets_are_readable_only_by_the_function_that_needs_them() -> None:
     for name, body in accessors.items():
         assert body["role"] == "roles/secretmanager.secretAccessor"
         assert "google_service_account.function[" in body["member"], f"{name}: grant it to a function's account"
+        # One grant per (function, variable) of the same map the functions' secret variables come from.
+        assert body["member"] == "serviceAccount:${google_service_account.function[each.value.function].email}"
+        bindings = re.fullmatch(r"local\.(\w+)", _expr(body["for_each"]))
+        assert bindings, f"{name}: for_each must be the local map of bindings, as it is"
+        expanded = _flat(_expr(_locals()[bindings[1]]))
+        pattern = r"for (\w+), (\w+) in local\.(\w+) : \{ ?for \w+, \w+ in \2 : .*function = \1\b"
+        match = re.search(pattern, expanded)
+        assert match and _locals()[match[3]] is _secret_env(), f"{name}: not one grant per entry of the secret map"
 
 
 def test_outputs_expose_no_secret() -> None:
@@ -405,20 +628,29 @@ def test_outputs_expose_no_secret() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _type_attributes(variable: str) -> set[str]:
-    """Top-level attribute names of an object-typed variable."""
+def _type_fields(variable: str) -> dict[str, str]:
+    """Top-level attributes of an object-typed variable, with the text of their types."""
     type_ = _expr(_named("variable")[variable]["type"])
     inner = type_[type_.index("({") + 2 : type_.rindex("})")]
-    depth, names, token = 0, set(), ""
+    depth, fields, token, name = 0, {}, "", None
     for char in inner:
         depth += char in "({["
         depth -= char in ")}]"
-        if depth == 0 and char == "=":  # "<previous value>, <name> =": the name is after the last comma
-            names.add(token.split(",")[-1].strip())
-            token = ""
-        elif depth == 0:
+        if depth == 0 and char == "=":  # "<previous type>, <name> =": the name is after the last comma
+            *previous, following = token.split(",")
+            if name is not None:
+                fields[name] = ",".join(previous).strip()
+            name, token = following.strip(), ""
+        else:
             token += char
-    return names
+    if name is not None:
+        fields[name] = token.strip()
+    return fields
+
+
+def _type_attributes(variable: str) -> set[str]:
+    """Top-level attribute names of an object-typed variable."""
+    return set(_type_fields(variable))
 
 
 def test_every_variable_is_typed_and_described() -> None:
@@ -434,12 +666,33 @@ def test_function_sizing_covers_every_topology_function() -> None:
     assert _type_attributes("functions") == FUNCTIONS
 
 
-def test_settings_are_non_secret_fields_of_shared_config() -> None:
+def test_ingest_outlasts_its_budget_and_runs_one_instance() -> None:
+    ingest = _flat(_type_fields("functions")["ingest"])
+    timeout = int(re.search(r"timeout_seconds = optional\(number, (\d+)\)", ingest)[1])  # type: ignore[index]
+    budget = Settings.model_fields["ingest_budget_seconds"].default
+    assert timeout == 300 and timeout > budget, ingest
+    assert "max_instances = optional(number, 1)" in ingest
+    conditions = [_flat(v["condition"]) for v in _named("variable")["functions"]["validation"]]
+    assert "${var.functions.ingest.max_instances == 1}" in conditions, "one VK poller per token: max_instances 1"
+    # A budget raised through settings must still end before the function is cut off.
+    [lifecycle] = _functions()["function"]["lifecycle"]
+    preconditions = [_flat(c["condition"]) for c in lifecycle["precondition"]]
+    assert any(
+        "ingest" in c and "timeout_seconds >" in c and "var.settings.ingest_budget_seconds" in c for c in preconditions
+    ), preconditions
+
+
+def test_settings_are_the_non_secret_fields_of_shared_config() -> None:
     attributes = _type_attributes("settings")
-    never_here = {"vk_token", "smtp_password", "local_mode", "project_id", "config_dir"}
+    never_here = SECRET_FIELDS | {"local_mode", "project_id", "config_dir"}
     never_here |= {t["settings_variable"].removeprefix("OTKLIK_").lower() for t in TOPOLOGY["topics"]}
     assert attributes, "settings has no attributes"
     assert attributes <= set(Settings.model_fields) - never_here, sorted(attributes - set(Settings.model_fields))
+    # Every operator setting the code reads can be set in a deployment.
+    missing = set(Settings.model_fields) - never_here - attributes
+    assert not missing, f"var.settings lacks {sorted(missing)}"
+    for name, type_ in _type_fields("settings").items():
+        assert re.fullmatch(r"optional\((string|number|bool)\)", _flat(type_)), f"settings.{name}: {type_}"
 
 
 def test_the_example_tfvars_sets_declared_variables_and_no_secret() -> None:
@@ -451,4 +704,4 @@ def test_the_example_tfvars_sets_declared_variables_and_no_secret() -> None:
     assert required <= set(values), f"{name} misses {sorted(required - set(values))}"
     for secret_id in values.get("secrets", {}).values():
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,255}", secret_id), "secrets holds Secret Manager ids, not values"
-    assert not set(values.get("settings", {})) & {"vk_token", "smtp_password", "local_mode"}
+    assert not set(values.get("settings", {})) & (SECRET_FIELDS | {"local_mode"})

@@ -1,0 +1,251 @@
+"""A stand-in for the Telegram Bot API (``https://api.telegram.org/bot<token>/<method>``), answering as
+https://core.telegram.org/bots/api documents:
+
+- parameters by query string, ``application/x-www-form-urlencoded`` or ``application/json``, GET or POST
+  (#making-requests); method names are case-insensitive;
+- answers ``{"ok": true, "result": ...}``, errors ``{"ok": false, "error_code", "description"}`` with
+  ``parameters.retry_after`` on 429, the HTTP status equal to ``error_code``; a wrong token is
+  ``401 Unauthorized``, an unknown method ``404 Not Found``;
+- ``getUpdates`` (#getupdates): updates in ``update_id`` order; ``offset`` confirms (forgets) every update below
+  it, a negative ``offset`` keeps only the last ``-offset`` updates; ``limit`` 1-100 (clamped, default 100);
+  ``timeout`` > 0 waits for an update up to that many seconds (at most 50); ``allowed_updates`` is remembered and
+  filters updates queued *after* it was given, as Telegram does (updates already queued still come);
+- ``getMe`` (#getme).
+
+Tests and the demo add updates (``add_update``, ``add_message``), queue an error for the next call
+(``fail_next``) or have the bot kicked (``kick``: every call answers 403). Initial updates come from
+``otklik/demo/data/telegram_updates.json`` (without the ``_label`` ground truth).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from otklik.standins.http import LoopbackServer, QuietHandler
+
+DEMO_UPDATES = Path(__file__).resolve().parent.parent / "demo" / "data" / "telegram_updates.json"
+DEMO_BOT_TOKEN = "7100000001:AAHstand-in_demo_token_for_Otklik_bot0"
+MAX_LIMIT = 100
+MAX_TIMEOUT = 50
+# The update kinds of https://core.telegram.org/bots/api#update; without allowed_updates a bot gets all but these.
+NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
+ERROR_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden: bot was kicked from the supergroup chat",
+    404: "Not Found",
+    409: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
+
+
+def _strip(update: dict[str, Any]) -> dict[str, Any]:
+    """Without our ground-truth labels (``_label``): what Telegram itself would send."""
+    return {k: v for k, v in update.items() if not k.startswith("_")}
+
+
+def _kind(update: dict[str, Any]) -> str:
+    return next((k for k in update if k != "update_id"), "")
+
+
+class TelegramStandIn(LoopbackServer):
+    def __init__(self, updates_file: Path | None = DEMO_UPDATES, token: str = DEMO_BOT_TOKEN) -> None:
+        super().__init__(_TelegramHandler)
+        self.token = token
+        self.lock = threading.Condition()
+        self.calls: list[dict[str, Any]] = []  # method and parameters of every call, without the token
+        self.failures: list[tuple[int, int | None]] = []  # (status, retry_after), consumed one per call
+        self.kicked = False
+        self.allowed_updates: set[str] | None = None  # None: the default, every kind but NOT_BY_DEFAULT
+        self.updates: list[dict[str, Any]] = []  # the bot's queue: not yet confirmed, update_id order
+        self.next_update_id = 1
+        self.next_message_id: dict[int, int] = {}
+        self.last_date = 0
+        if updates_file is not None:
+            for update in json.loads(updates_file.read_text(encoding="utf-8"))["updates"]:
+                self.add_update(update)
+
+    @property
+    def api_base(self) -> str:
+        return self.url
+
+    # --- what tests and the demo change ---------------------------------------------------------------
+
+    def add_update(self, update: dict[str, Any]) -> dict[str, Any] | None:
+        """Queue an update as Telegram would (an ``update_id`` is given if it has none). Returns it, or None if the
+        bot's ``allowed_updates`` excludes its kind: Telegram does not queue those at all."""
+        with self.lock:
+            update = _strip(update)
+            if "update_id" not in update:
+                update = {"update_id": self.next_update_id, **update}
+            if not self._allowed(_kind(update)):
+                return None
+            self.next_update_id = max(self.next_update_id, int(update["update_id"]) + 1)
+            message = update.get(_kind(update))
+            if isinstance(message, dict):
+                chat = message.get("chat")
+                if isinstance(chat, dict) and isinstance(message.get("message_id"), int):
+                    chat_id = int(chat["id"])
+                    self.next_message_id[chat_id] = max(self.next_message_id.get(chat_id, 1), message["message_id"] + 1)
+                if isinstance(message.get("date"), int):
+                    self.last_date = max(self.last_date, message["date"])
+            self.updates.append(update)
+            self.updates.sort(key=lambda u: int(u["update_id"]))
+            self.lock.notify_all()
+            return update
+
+    def add_message(self, chat: dict[str, Any], text: str | None, **fields: Any) -> dict[str, Any]:
+        """A new message in ``chat`` (a Chat object: ``id``, ``type``, ``title``, ``username``) with the next
+        ``message_id`` of that chat and the next ``update_id``: ``channel_post`` from the channel itself in
+        channels, otherwise a ``message`` from a resident (``from`` can be given). ``fields`` are added to the
+        message (``photo``, ``reply_to_message``, ``date``, ``caption`` ...); ``text=None`` leaves text out."""
+        with self.lock:
+            chat_id = int(chat["id"])
+            channel = chat.get("type") == "channel"
+            message: dict[str, Any] = {"message_id": self.next_message_id.get(chat_id, 1)}
+            if channel:
+                message["sender_chat"] = chat
+            else:
+                message["from"] = {"id": 6000000001, "is_bot": False, "first_name": "Житель", "language_code": "ru"}
+            message |= {"chat": chat, "date": self.last_date + 60 if self.last_date else 1795300000}
+            if text is not None:
+                message["text"] = text
+            message |= fields
+            update = {"update_id": self.next_update_id, ("channel_post" if channel else "message"): message}
+            added = self.add_update(update)
+            if added is None:
+                raise ValueError(f"allowed_updates {sorted(self.allowed_updates or [])} excludes this update")
+            return added
+
+    def fail_next(self, status: int = 429, retry_after: int | None = 3) -> None:
+        """The next call answers with this error in the Bot API's shape (``retry_after`` only with 429)."""
+        with self.lock:
+            self.failures.append((status, retry_after if status == 429 else None))
+
+    def kick(self) -> None:
+        """The bot is kicked: from now on every call answers 403 Forbidden."""
+        with self.lock:
+            self.kicked = True
+
+    def pending(self) -> list[int]:
+        """The ``update_id`` of every update still in the queue (not confirmed by an offset)."""
+        with self.lock:
+            return [int(u["update_id"]) for u in self.updates]
+
+    # --- the API ----------------------------------------------------------------------------------------
+
+    def _allowed(self, kind: str) -> bool:
+        return kind in self.allowed_updates if self.allowed_updates is not None else kind not in NOT_BY_DEFAULT
+
+    def get_updates(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            offset = int(params.get("offset") or 0)
+            limit = min(max(int(params.get("limit") or MAX_LIMIT), 1), MAX_LIMIT)
+            timeout = min(max(float(params.get("timeout") or 0), 0), MAX_TIMEOUT)
+            allowed = params.get("allowed_updates")
+            if isinstance(allowed, str):
+                allowed = json.loads(allowed) if allowed else None
+            if allowed is not None and not (isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)):
+                raise ValueError("allowed_updates is not an array of strings")
+        except (TypeError, ValueError):
+            return _error(400, "Bad Request: wrong parameter value")
+        with self.lock:
+            if allowed:
+                self.allowed_updates = {str(a).lower() for a in allowed}
+            elif allowed == []:
+                self.allowed_updates = None
+            self._confirm(offset)
+            if not self.updates and timeout > 0:
+                self.lock.wait_for(lambda: bool(self.updates), timeout)
+                self._confirm(offset)
+            return 200, {"ok": True, "result": self.updates[:limit]}
+
+    def _confirm(self, offset: int) -> None:
+        if offset > 0:
+            self.updates = [u for u in self.updates if int(u["update_id"]) >= offset]
+        elif offset < 0:
+            self.updates = self.updates[offset:]
+
+    def get_me(self) -> tuple[int, dict[str, Any]]:
+        bot = {
+            "id": int(self.token.split(":", 1)[0]) if self.token.split(":", 1)[0].isdigit() else 1,
+            "is_bot": True,
+            "first_name": "Отклик",
+            "username": "otklik_demo_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": True,
+            "supports_inline_queries": False,
+        }
+        return 200, {"ok": True, "result": bot}
+
+
+def _error(status: int, description: str | None = None, retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
+    if description is None:
+        description = (
+            f"Too Many Requests: retry after {retry_after}"
+            if status == 429
+            else ERROR_DESCRIPTIONS.get(status, "Bad Request")
+        )
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if status == 429 and retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return status, body
+
+
+class _TelegramHandler(QuietHandler):
+    def do_GET(self) -> None:
+        self._handle(dict(parse_qsl(urlsplit(self.path).query)))
+
+    def do_POST(self) -> None:
+        params: dict[str, Any] = dict(parse_qsl(urlsplit(self.path).query))
+        body = self.read_body()
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if content_type == "application/json" and body:
+                decoded = json.loads(body.decode("utf-8"))
+                if not isinstance(decoded, dict):
+                    raise ValueError("not an object")
+                params.update(decoded)
+            elif body:
+                params.update(parse_qsl(body.decode("utf-8")))
+        except (UnicodeDecodeError, ValueError):
+            self._answer(*_error(400, "Bad Request: can't parse JSON object"))
+            return
+        self._handle(params)
+
+    def _handle(self, params: dict[str, Any]) -> None:
+        owner: TelegramStandIn = self.server.owner  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path
+        token, _, method = path.removeprefix("/bot").partition("/")
+        if not path.startswith("/bot") or not method:
+            self._answer(*_error(404))
+            return
+        with owner.lock:
+            owner.calls.append({"method": method, **params})
+            if token != owner.token:
+                answer = _error(401)
+            elif owner.kicked:
+                answer = _error(403)
+            elif owner.failures:
+                status, retry_after = owner.failures.pop(0)
+                answer = _error(status, retry_after=retry_after)
+            else:
+                answer = (0, {})
+        if answer[0]:
+            self._answer(*answer)
+            return
+        name = method.lower()
+        if name == "getupdates":
+            self._answer(*owner.get_updates(params))
+        elif name == "getme":
+            self._answer(*owner.get_me())
+        else:
+            self._answer(*_error(404))
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        self.reply(status, json.dumps(body, ensure_ascii=False).encode("utf-8"))
