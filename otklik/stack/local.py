@@ -24,6 +24,7 @@ from otklik.standins import ok as ok_standin
 from otklik.standins.ok import OkStandIn
 from otklik.standins.rss import FeedStandIn
 from otklik.standins.smtp import SmtpSink
+from otklik.standins.telegram import DEMO_BOT_TOKEN, TelegramStandIn
 from otklik.standins.vk import DEMO_COMMENTS, DEMO_SEARCH_EXTRA, DEMO_WALLS, VkStandIn
 from otklik.standins.webhook import WebhookSink
 
@@ -88,6 +89,7 @@ class LocalStack:
         os.environ.update(self.emulators.env())
         self.vk = VkStandIn(self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA).start()
         self.feeds = FeedStandIn().start()
+        self.telegram = TelegramStandIn().start()
         self.ok = OkStandIn().start()
         self.webhooks = WebhookSink().start()
         self.smtp = SmtpSink().start()
@@ -119,6 +121,8 @@ class LocalStack:
             "OTKLIK_VK_API_BASE": self.vk.api_base,
             "OTKLIK_VK_TOKEN": DEMO_VK_TOKEN,
             "OTKLIK_VK_CALLBACK_SECRET": DEMO_VK_CALLBACK_SECRET,
+            "OTKLIK_TELEGRAM_API_BASE": self.telegram.api_base,
+            "OTKLIK_TELEGRAM_BOT_TOKEN": DEMO_BOT_TOKEN,
             "OTKLIK_OK_API_BASE": self.ok.api_base,
             "OTKLIK_OK_APPLICATION_KEY": ok_standin.DEMO_APPLICATION_KEY,
             "OTKLIK_OK_APPLICATION_SECRET_KEY": ok_standin.DEMO_APPLICATION_SECRET_KEY,
@@ -142,7 +146,7 @@ class LocalStack:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
-        for name in ("smtp", "webhooks", "ok", "feeds", "vk"):
+        for name in ("smtp", "webhooks", "ok", "telegram", "feeds", "vk"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

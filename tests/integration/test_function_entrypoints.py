@@ -67,11 +67,22 @@ def post_event(client: Any, event: CloudEvent, structured: bool = False) -> Any:
     return client.post("/", headers=headers, data=body)
 
 
+VK_WALLS_ONLY = """
+sources:
+  - {id: vk-shakhty-live, kind: vk_wall, owner_id: -210000001, municipality: shakhty}
+  - {id: vk-kirov-incident, kind: vk_wall, domain: kirov_incident, municipality: kirov}
+"""
+
+
 @pytest.fixture
 def env(project_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     topology.create_on_emulator(TOPO, project_id)
     with WebhookSink() as sink:
-        config = render_config(DEMO_CONFIG, tmp_path / "config", {"WEBHOOK_SINK": sink.url})
+        values = {"WEBHOOK_SINK": sink.url, "FEEDS": "http://127.0.0.1:9"}
+        config = render_config(DEMO_CONFIG, tmp_path / "config", values)
+        # The entry points are exercised with the VK walls alone (one stand-in); every other kind of source
+        # has its own connector test and the e2e run.
+        (config / "sources.yaml").write_text(VK_WALLS_ONLY, encoding="utf-8")
         monkeypatch.setenv("OTKLIK_CONFIG_DIR", str(config))
         monkeypatch.setenv("OTKLIK_LOCAL_MODE", "true")
         yield {"project": project_id, "db": firestore.Client(project=project_id), "sink": sink}
@@ -195,7 +206,8 @@ def test_ingest_reports_a_revoked_token_per_source_and_keeps_the_cursor(
         monkeypatch.setenv("OTKLIK_VK_TOKEN", "revoked")
         report = app("ingest").post("/").get_json()
     assert report["published"] == 0
-    assert all("VK error 5" in s["error"] for s in report["sources"])
+    assert all("error 5" in s["error"] and s["status"] == "stopped" for s in report["sources"])
+    assert all("OTKLIK_VK_TOKEN" in s["action"] for s in report["sources"])
     assert list(env["db"].collection("source_cursors").stream()) == []
 
 
