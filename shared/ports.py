@@ -111,6 +111,10 @@ class FetchResult:
     posts: list[Post]
     cursor: dict[str, Any]
     rejected: list[Rejected] = field(default_factory=list)
+    # The source has more right now. A connector whose fetch acknowledges earlier items on the server's side
+    # (Telegram's offset) returns one page at a time with ``more``; ingest publishes it, stores the cursor, then
+    # fetches again, so nothing is acknowledged before it is published.
+    more: bool = False
 
 
 class SourceConnector(Protocol):

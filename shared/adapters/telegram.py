@@ -18,10 +18,10 @@ sees every message of a group only if privacy mode is off (@BotFather ``/setpriv
 it sees a channel's posts only as an admin of the channel. Telegram keeps unconfirmed updates for 24 hours: a
 source stopped longer than that loses what was posted meanwhile.
 
-Cursor: ``{"update_id": N}``, the highest update seen (also those skipped or rejected), so the next run asks
-``offset = N + 1``. Asking with an offset confirms everything below it on Telegram's side; that is why the ingest
-service stores the cursor only after publishing. Paging within one run (``offset`` = last id + 1 per page)
-already confirms the earlier pages of the same run; ``MAX_PAGES`` bounds what one run can confirm.
+Cursor: ``{"update_id": N}``, the highest update seen (also those skipped or rejected), so the next fetch asks
+``offset = N + 1``. Asking with an offset confirms everything below it on Telegram's side, so one ``fetch`` reads
+one page only and says ``more`` when the page was full: the ingest service publishes the page and stores the
+cursor before it fetches again. Nothing is confirmed to Telegram before it is published.
 
 The token is part of every URL: no message built here contains the URL or the token, and the URL httpx logs
 (``HTTP Request: POST ...`` at INFO) is redacted by a filter installed on the ``httpx`` logger.
@@ -46,7 +46,6 @@ from shared.ports import FetchResult, Rejected
 from shared.source_config import TelegramSource
 
 PAGE_SIZE = 100  # getUpdates' maximum ``limit``
-MAX_PAGES = 20  # 2000 updates per run; the rest waits for the next run (Telegram keeps them 24 h)
 ALLOWED_UPDATES = ("message", "channel_post")
 PRIVATE_CHANNEL_PREFIX = "-100"  # supergroups and channels: chat id = -100<internal id>; t.me/c/ wants the latter
 FILE_ATTACHMENTS = ("document", "video")
@@ -100,31 +99,29 @@ class TelegramConnector:
         last = int(cursor["update_id"]) if cursor and "update_id" in cursor else None
         found: list[tuple[Post, int]] = []
         rejected: list[Rejected] = []
-        for _ in range(MAX_PAGES):
-            request: dict[str, Any] = {"timeout": 0, "limit": PAGE_SIZE, "allowed_updates": list(ALLOWED_UPDATES)}
-            if last is not None:
-                request["offset"] = last + 1
-            updates = self.polite.call(functools.partial(self._get_updates, request))
-            for update in updates:
-                update_id = update.get("update_id") if isinstance(update, dict) else None
-                if not isinstance(update_id, int) or isinstance(update_id, bool):
-                    rejected.append(_rejected(update, None, "an update without an integer update_id"))
-                    continue
-                last = update_id if last is None else max(last, update_id)
-                try:
-                    post = self._post(update)
-                except _Unreadable as exc:
-                    rejected.append(_rejected(update, str(update_id), str(exc)))
-                    continue
-                if post is not None:
-                    found.append((post, update_id))
-            if len(updates) < PAGE_SIZE:
-                break
+        request: dict[str, Any] = {"timeout": 0, "limit": PAGE_SIZE, "allowed_updates": list(ALLOWED_UPDATES)}
+        if last is not None:
+            request["offset"] = last + 1
+        updates = self.polite.call(functools.partial(self._get_updates, request))
+        for update in updates:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if not isinstance(update_id, int) or isinstance(update_id, bool):
+                rejected.append(_rejected(update, None, "an update without an integer update_id"))
+                continue
+            last = update_id if last is None else max(last, update_id)
+            try:
+                post = self._post(update)
+            except _Unreadable as exc:
+                rejected.append(_rejected(update, str(update_id), str(exc)))
+                continue
+            if post is not None:
+                found.append((post, update_id))
         found.sort(key=lambda pair: (pair[0].published_at, pair[1]))
         return FetchResult(
             posts=[post for post, _ in found],
             cursor={"update_id": last} if last is not None else {},
             rejected=rejected,
+            more=len(updates) >= PAGE_SIZE,
         )
 
     # --- the HTTP call ----------------------------------------------------------------------------------

@@ -15,8 +15,12 @@ import pytest
 from otklik.standins.telegram import DEMO_UPDATES, TelegramStandIn
 from shared.adapters.politeness import Polite
 from shared.adapters.telegram import TelegramApiError, TelegramConnector
+from shared.contracts import PostFetchedV1
 from shared.domain.errors import SourceAccessError, TransientError
+from shared.domain.models import utcnow
+from shared.services.ingest import IngestService, PostIntake, WatchedSource
 from shared.source_config import TelegramSource
+from tests.fakes import MemoryCursors, MemoryHealth, MemoryMarkers, MemoryPublisher, MemoryQuarantine
 
 pytestmark = pytest.mark.integration
 TOKEN = "7100000002:AAtest-token_of_the-Otklik-test-bot"
@@ -203,7 +207,7 @@ def test_every_chat_when_none_is_configured(tg: TelegramStandIn) -> None:
     assert {p.municipality_hint for p in result.posts} == {"kirov"}
 
 
-def test_pages_through_more_updates_than_one_answer_holds(tmp_path: Path) -> None:
+def many_updates(tmp_path: Path, count: int) -> Path:
     updates = [
         {
             "update_id": 1000 + i,
@@ -215,16 +219,60 @@ def test_pages_through_more_updates_than_one_answer_holds(tmp_path: Path) -> Non
                 "text": f"сообщение {i}",
             },
         }
-        for i in range(1, 251)
+        for i in range(1, count + 1)
     ]
     feed = tmp_path / "updates.json"
     feed.write_text(json.dumps({"updates": updates}, ensure_ascii=False), encoding="utf-8")
-    with TelegramStandIn(feed, token=TOKEN) as tg:
-        result = connector(tg).fetch(None)
-        assert [p.post_id for p in result.posts] == [str(i) for i in range(1, 251)]
+    return feed
+
+
+def test_one_fetch_reads_one_page_and_confirms_nothing_it_returns(tmp_path: Path) -> None:
+    with TelegramStandIn(many_updates(tmp_path, 250), token=TOKEN) as tg:
+        tg_connector = connector(tg)
+        first = tg_connector.fetch(None)
+        assert [p.post_id for p in first.posts] == [str(i) for i in range(1, 101)] and first.more
+        assert first.cursor == {"update_id": 1100}
+        assert tg.pending() == list(range(1001, 1251))  # still on Telegram: nothing published yet
+        second = tg_connector.fetch(first.cursor)  # asking from the cursor confirms the first page
+        assert [p.post_id for p in second.posts] == [str(i) for i in range(101, 201)] and second.more
+        assert tg.pending() == list(range(1101, 1251))
+        third = tg_connector.fetch(second.cursor)
+        assert len(third.posts) == 50 and not third.more and third.cursor == {"update_id": 1250}
         assert [c.get("offset") for c in tg.calls] == [None, 1101, 1201]
-        assert result.cursor == {"update_id": 1250}
-        assert tg.pending() == list(range(1201, 1251))  # the last page is confirmed by the next run
+
+
+class FailingOnce(MemoryPublisher):
+    """Pub/Sub refusing the n-th publish call once: a crash between fetching a page and publishing it."""
+
+    def __init__(self, fail_on_call: int) -> None:
+        super().__init__()
+        self.calls, self.fail_on_call = 0, fail_on_call
+
+    def publish(self, topic: str, messages: Any) -> list[str]:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise TransientError("Pub/Sub unavailable")
+        return super().publish(topic, messages)
+
+
+def test_ingest_pages_until_the_end_and_a_failed_publish_loses_nothing(tmp_path: Path) -> None:
+    with TelegramStandIn(many_updates(tmp_path, 250), token=TOKEN) as tg:
+        publisher, cursors, markers = FailingOnce(fail_on_call=2), MemoryCursors(), MemoryMarkers()
+
+        def run() -> Any:
+            intake = PostIntake(markers, publisher, "posts", utcnow)
+            source = WatchedSource(connector(tg))
+            return IngestService([source], cursors, intake, MemoryQuarantine(), MemoryHealth(), utcnow).run()
+
+        [failed] = run().sources
+        assert failed.status == "failing" and failed.published == 100
+        assert cursors.get("tg-test") == {"update_id": 1100}
+        assert tg.pending() == list(range(1101, 1251))  # the unpublished second page is still on Telegram
+        [done] = run().sources
+        assert done.status == "ok" and done.published == 150
+        published = [m.post.post_id for m in publisher.on("posts") if isinstance(m, PostFetchedV1)]
+        assert published == [str(i) for i in range(1, 251)]  # each once, in order
+        assert cursors.get("tg-test") == {"update_id": 1250}
 
 
 def test_429_is_retried_after_exactly_the_wait_telegram_asked_for(tg: TelegramStandIn) -> None:

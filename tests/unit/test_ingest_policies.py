@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.domain.errors import SourceAccessError, TransientError
 from shared.ports import FetchResult
-from shared.services.ingest import IngestService, PostIntake, WatchedSource
+from shared.services.ingest import MAX_ROUNDS_PER_SOURCE, IngestService, PostIntake, WatchedSource
 from tests.builders import make_post
 from tests.fakes import ListConnector, MemoryCursors, MemoryHealth, MemoryMarkers, MemoryPublisher, MemoryQuarantine
 
@@ -119,3 +119,39 @@ def test_posts_are_remembered_only_after_pub_sub_took_them() -> None:
     rig.publisher.fail_with = None
     rig.run(WatchedSource(connector))
     assert [m.post.post_id for m in rig.publisher.on("posts")] == ["7"]  # type: ignore[attr-defined]
+
+
+class Paged:
+    """A source that hands out ``page`` posts per fetch and says ``more`` while it has more (like Telegram)."""
+
+    def __init__(self, source_id: str, total: int, page: int) -> None:
+        self.source_id, self.total, self.page = source_id, total, page
+        self.cursors_seen: list[dict[str, Any] | None] = []
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        self.cursors_seen.append(cursor)
+        last = int((cursor or {}).get("last", 0))
+        ids = list(range(last + 1, min(last + self.page, self.total) + 1))
+        return FetchResult([make_post(str(i)) for i in ids], {"last": ids[-1] if ids else last}, more=bool(ids))
+
+
+def test_a_paged_source_is_fetched_again_from_the_cursor_stored_after_each_page() -> None:
+    rig = Rig()
+    source = Paged("tg", total=25, page=10)
+    [report] = rig.run(WatchedSource(source)).sources
+    assert report.published == 25 and report.fetched == 25 and report.status == "ok"
+    assert source.cursors_seen == [None, {"last": 10}, {"last": 20}, {"last": 25}]
+
+
+def test_a_paged_source_gets_a_bounded_number_of_rounds_per_run() -> None:
+    rig = Rig()
+    source = Paged("tg", total=10_000, page=1)
+    [report] = rig.run(WatchedSource(source)).sources
+    assert report.published == MAX_ROUNDS_PER_SOURCE and rig.cursors.get("tg") == {"last": MAX_ROUNDS_PER_SOURCE}
+
+
+def test_a_paged_source_stops_paging_when_the_time_budget_is_spent() -> None:
+    rig = Rig(Clock(step=timedelta(minutes=1)), budget=timedelta(minutes=3))
+    source = Paged("tg", total=100, page=1)
+    [report] = rig.run(WatchedSource(source)).sources
+    assert 0 < report.published < 5 and rig.cursors.get("tg") == {"last": report.published}
