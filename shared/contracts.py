@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.domain.categories import category_name
 from shared.domain.errors import PermanentError
-from shared.domain.models import Department, Incident, Post, Priority, UtcDatetime
+from shared.domain.models import Department, Geo, Incident, Post, Priority, UtcDatetime
 
 
 class Contract(BaseModel):
@@ -110,6 +110,25 @@ def webhook_payload(incident: Incident, department: Department, event_id: str) -
     )
 
 
+class InboxPostV1(BaseModel):
+    """What another system POSTs to the inbox function (``docs/schemas/otklik.inbox.post.v1.json``). Not a Pub/Sub
+    message: the body of an HTTP request, so no schema/version fields; the version is in the schema's name."""
+
+    SCHEMA: ClassVar[str] = "otklik.inbox.post"
+    VERSION: ClassVar[int] = 1
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source_id: str = Field(description="an inbox source configured in sources.yaml")
+    post_id: str = Field(min_length=1, max_length=200, description="the sender's own id: a resend is not a new post")
+    text: str = Field(min_length=1, max_length=20_000)
+    published_at: UtcDatetime | None = Field(default=None, description="default: when it arrives")
+    url: str | None = Field(default=None, description="where a person can read it")
+    author_id: str | None = None
+    geo: Geo | None = None
+    attachments: tuple[str, ...] = Field(default=(), description="URLs of photos or documents")
+    municipality: str | None = Field(default=None, description="if the sender knows it")
+
+
 CONTRACTS: tuple[type[Contract], ...] = (PostFetchedV1, IncidentClassifiedV1, WebhookIncidentV1)
 
 
@@ -141,4 +160,5 @@ def _short(exc: ValidationError) -> str:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema of each contract, for docs/schemas/."""
-    return {f"{c.SCHEMA}.v{c.VERSION}.json": c.model_json_schema(by_alias=True) for c in CONTRACTS}
+    bodies: tuple[type[Contract] | type[InboxPostV1], ...] = (*CONTRACTS, InboxPostV1)
+    return {f"{c.SCHEMA}.v{c.VERSION}.json": c.model_json_schema(by_alias=True) for c in bodies}

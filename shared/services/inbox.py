@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from shared.domain.models import Attachment, Geo, Post, UtcDatetime
+from shared.contracts import InboxPostV1
+from shared.domain.models import Attachment, Post
 from shared.ports import Clock, Quarantine, QuarantinedMessage
 from shared.services.ingest import PostIntake
 from shared.source_config import InboxSource
@@ -31,21 +32,6 @@ class Answer:
     @staticmethod
     def json(status: int, body: dict[str, Any]) -> Answer:
         return Answer(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
-
-
-class InboxPostV1(BaseModel):
-    """What another system POSTs to the inbox (JSON Schema in docs/schemas/otklik.inbox.post.v1.json)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    source_id: str = Field(description="an inbox source configured in sources.yaml")
-    post_id: str = Field(min_length=1, max_length=200, description="the sender's own id: a resend is not a new post")
-    text: str = Field(min_length=1, max_length=20_000)
-    published_at: UtcDatetime | None = Field(default=None, description="default: when it arrives")
-    url: str | None = Field(default=None, description="where a person can read it")
-    author_id: str | None = None
-    geo: Geo | None = None
-    attachments: tuple[str, ...] = Field(default=(), description="URLs of photos or documents")
-    municipality: str | None = Field(default=None, description="if the sender knows it")
 
 
 class InboxService:

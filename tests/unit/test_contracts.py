@@ -124,12 +124,15 @@ def test_json_schemas_are_named_by_schema_and_version() -> None:
         "otklik.post.fetched.v1.json",
         "otklik.incident.classified.v1.json",
         "otklik.webhook.incident.v1.json",
+        "otklik.inbox.post.v1.json",  # an HTTP body, not a Pub/Sub message: no schema field of its own
     }
     assert len(schemas) == len(CONTRACTS)
 
 
 def test_json_schemas_use_the_wire_name_of_the_schema_field() -> None:
     for name, schema in json_schemas().items():
+        if name.startswith("otklik.inbox."):
+            continue
         assert "schema" in schema["properties"], name
         assert "schema_" not in schema["properties"], name
 
