@@ -146,7 +146,7 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
 
-def _explain(path: Path, exc: ValidationError) -> ConfigError:
+def _explain(path: Path, exc: ValidationError, raw: Any = None) -> ConfigError:
     lines = [f"{path}: invalid configuration"]
     kinds = set(SOURCE_KINDS)
     for err in exc.errors():
@@ -155,21 +155,35 @@ def _explain(path: Path, exc: ValidationError) -> ConfigError:
         if err["type"] == "union_tag_invalid":
             loc.append("kind")
         where = ".".join(loc) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our own validators
+        lines.append(f"  {where}{_entry_id(raw, err['loc'])}: {message}")
     return ConfigError("\n".join(lines))
+
+
+def _entry_id(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`` (id vk-kirov)`` for an error inside a list entry that has an id: operators know entries by id."""
+    if len(loc) < 2 or not isinstance(raw, dict) or not isinstance(loc[1], int):
+        return ""
+    entries = raw.get(str(loc[0]))
+    if isinstance(entries, list) and loc[1] < len(entries) and isinstance(entries[loc[1]], dict):
+        entry_id = entries[loc[1]].get("id")
+        return f" (id {entry_id})" if entry_id is not None else ""
+    return ""
 
 
 def load_sources(path: Path) -> list[SourceConfig]:
     """The enabled sources of ``path``, or ConfigError naming the file and the entry."""
+    raw = _read_yaml(path)
     try:
-        parsed = SourcesFile.model_validate(_read_yaml(path))
+        parsed = SourcesFile.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(path, exc) from exc
+        raise _explain(path, exc, raw) from exc
     return [s for s in parsed.sources if s.enabled]
 
 
 def load_routing(path: Path) -> RoutingConfig:
+    raw = _read_yaml(path)
     try:
-        return RoutingConfig.model_validate(_read_yaml(path))
+        return RoutingConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(path, exc) from exc
+        raise _explain(path, exc, raw) from exc

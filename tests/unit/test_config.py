@@ -37,6 +37,7 @@ def test_shipped_configuration_is_valid(kind: str, tmp_path: Path) -> None:
         ("sources:\n  - id: a\n    kind: vk_wall\n    owner_id: 5\n", "owner_id is negative"),
         ("sources:\n  - id: a\n    kind: telegraph\n    owner_id: -5\n", "sources.0.kind"),
         ("sources:\n  - id: a\n    kind: vk_wall\n", "exactly one of owner_id and domain"),
+        ("sources:\n  - {id: ok-1, kind: vk_wall, owner_id: -1}\n  - {id: vk-2, kind: rss}\n", "sources.1.url (id vk-2)"),
         ("sources:\n  - {id: a, kind: vk_wall, owner_id: -1}\n  - {id: a, kind: vk_wall, owner_id: -2}\n", "unique"),
         ("sources:\n  - id: A B\n    kind: vk_wall\n    owner_id: -1\n", "sources.0.id"),
         ("sources:\n  - id: a\n    kind: vk_wall\n    owner_id: -1\n    typo: 1\n", "sources.0.typo"),
@@ -64,7 +65,7 @@ def test_disabled_sources_are_not_fetched(tmp_path: Path) -> None:
             "rules[0] names unknown departments ['b']",
         ),
         ("fallback: a\ndepartments:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", "appears twice"),
-        ("fallback: a\ndepartments:\n  - {id: a, name: A, email: not-an-address}\n", "departments.0.email"),
+        ("fallback: a\ndepartments:\n  - {id: a, name: A, email: not-an-address}\n", "departments.0.email (id a)"),
         ("fallback: a\ndepartments:\n  - {id: a, name: A, webhook_url: 'ftp://x'}\n", "departments.0.webhook_url"),
         (
             "fallback: a\ndepartments:\n  - {id: a, name: A}\nrules:\n  - {category: roads, departments: []}\n",
