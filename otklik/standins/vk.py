@@ -109,10 +109,14 @@ class VkStandIn(LoopbackServer):
             self.comments.setdefault((int(comment["owner_id"]), int(comment["post_id"])), []).append(comment)
             self._count_comments()
 
-    def fail_next(self, *, vk_error: int | None = None, http_status: int | None = None) -> None:
-        """The next call answers with this VK error object (e.g. 6: too many requests) or HTTP status."""
+    def fail_next(
+        self, *, vk_error: int | None = None, http_status: int | None = None, after_calls: int = 0, times: int = 1
+    ) -> None:
+        """The next call (or the one after ``after_calls`` good ones) answers with this VK error object (e.g. 6:
+        too many requests) or HTTP status, ``times`` calls in a row."""
         with self.lock:
-            self.failures.append(("vk", vk_error) if vk_error is not None else ("http", http_status or 500))
+            self.failures += [("pass", 0)] * after_calls
+            self.failures += [("vk", vk_error) if vk_error is not None else ("http", http_status or 500)] * times
 
     def all_posts(self) -> list[tuple[int, dict[str, Any]]]:
         return [(oid, item) for oid, wall in self.walls.items() for item in wall["items"]]
@@ -168,6 +172,8 @@ class _VkHandler(QuietHandler):
         with owner.lock:
             owner.calls.append({"method": method, **{k: v for k, v in params.items() if k != "access_token"}})
             failure = owner.failures.pop(0) if owner.failures else None
+            if failure is not None and failure[0] == "pass":
+                failure = None
             if failure is None and owner._over_rate():
                 failure = ("vk", 6)
         if failure is not None and failure[0] == "http":

@@ -10,11 +10,24 @@ from typing import Any
 
 import httpx
 import pytest
+from google.cloud import firestore, pubsub_v1
 
+from otklik.stack import topology
 from otklik.standins.vk import DEMO_WALLS, VkStandIn
+from shared.adapters.firestore import (
+    PUBLISHED_POSTS,
+    FirestoreCursors,
+    FirestoreMarkers,
+    FirestoreQuarantine,
+    FirestoreSourceHealth,
+)
 from shared.adapters.politeness import Polite
+from shared.adapters.pubsub import PubSubPublisher
 from shared.adapters.vk import VkApiError, VkClient, VkWallConnector
+from shared.contracts import PostFetchedV1, decode
 from shared.domain.errors import SourceAccessError, TransientError
+from shared.domain.models import utcnow
+from shared.services.ingest import IngestService, PostIntake, WatchedSource
 from shared.source_config import VkWallSource
 
 pytestmark = pytest.mark.integration
@@ -331,3 +344,58 @@ def test_search_follows_next_from_across_pages(tmp_path: Path) -> None:
         result = VkSearchConnector(config, client).fetch(None)
         assert len(result.posts) == 450 and vk_module.SEARCH_PAGE_SIZE == 200
         assert [c.get("start_from") for c in vk.calls] == [None, "200", "400"]  # type: ignore[attr-defined]
+
+
+def test_a_wall_failing_mid_batch_loses_no_post_and_publishes_none_twice(project_id: str, tmp_path: Path) -> None:
+    """Page 2 of 3 fails past every retry: nothing is published and the cursor stays; the next run, with new
+    posts meanwhile, publishes every post exactly once (through the real markers, cursors and Pub/Sub)."""
+    items = [
+        {"id": i, "owner_id": SHAKHTY, "from_id": 7, "date": 1795300000 + i, "text": f"пост {i}"}
+        for i in range(250, 0, -1)
+    ]
+    walls = tmp_path / "walls.json"
+    walls.write_text(json.dumps({"communities": [{"owner_id": SHAKHTY, "items": items}]}), encoding="utf-8")
+    topo = topology.load()
+    topology.create_on_emulator(topo, project_id)
+    db = firestore.Client(project=project_id)
+    with VkStandIn(walls, token=TOKEN) as vk:
+
+        def run() -> Any:
+            intake = PostIntake(
+                FirestoreMarkers(db, PUBLISHED_POSTS),
+                PubSubPublisher(pubsub_v1.PublisherClient(), project_id),
+                topo.topics["posts"],
+                utcnow,
+            )
+            source = WatchedSource(connector(vk, max_posts_first_run=1000))  # type: ignore[arg-type]
+            service = IngestService(
+                [source], FirestoreCursors(db), intake, FirestoreQuarantine(db), FirestoreSourceHealth(db), utcnow
+            )
+            [report] = service.run().sources
+            return report
+
+        vk.fail_next(http_status=502, after_calls=1, times=3)  # type: ignore[attr-defined]
+        failed = run()
+        assert failed.status == "failing" and failed.published == 0
+        assert FirestoreCursors(db).get("vk-test") is None
+        for i in (251, 252):
+            vk.add_post(SHAKHTY, {"id": i, "owner_id": SHAKHTY, "from_id": 7, "date": 1795300000 + i, "text": "new"})  # type: ignore[attr-defined]
+        done = run()
+        assert done.status == "ok" and done.published == 252
+        assert run().published == 0
+    received = pull_posts(project_id, topo)
+    assert sorted(int(p) for p in received) == list(range(1, 253))  # each post once
+
+
+def pull_posts(project: str, topo: Any) -> list[str]:
+    subscriber = pubsub_v1.SubscriberClient()
+    sub = next(s.name for s in topo.subscriptions if s.topic == topo.topics["posts"])
+    path = subscriber.subscription_path(project, sub)
+    post_ids: list[str] = []
+    for _ in range(30):
+        got = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=10).received_messages
+        if not got:
+            break
+        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in got]})
+        post_ids += [decode(m.message.data, (PostFetchedV1,)).post.post_id for m in got]  # type: ignore[attr-defined]
+    return post_ids

@@ -37,7 +37,7 @@ def test_shipped_configuration_is_valid(kind: str, tmp_path: Path) -> None:
         ("sources:\n  - id: a\n    kind: vk_wall\n    owner_id: 5\n", "owner_id is negative"),
         ("sources:\n  - id: a\n    kind: telegraph\n    owner_id: -5\n", "sources.0.kind"),
         ("sources:\n  - id: a\n    kind: vk_wall\n", "exactly one of owner_id and domain"),
-        ("sources:\n  - {id: ok-1, kind: vk_wall, owner_id: -1}\n  - {id: vk-2, kind: rss}\n", "sources.1.url (id vk-2)"),
+        ("sources:\n  - {id: a, kind: vk_wall, owner_id: -1}\n  - {id: b-2, kind: rss}\n", "sources.1.url (id b-2)"),
         ("sources:\n  - {id: a, kind: vk_wall, owner_id: -1}\n  - {id: a, kind: vk_wall, owner_id: -2}\n", "unique"),
         ("sources:\n  - id: A B\n    kind: vk_wall\n    owner_id: -1\n", "sources.0.id"),
         ("sources:\n  - id: a\n    kind: vk_wall\n    owner_id: -1\n    typo: 1\n", "sources.0.typo"),
