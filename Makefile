@@ -6,7 +6,7 @@ OTKLIK := $(VENV)/bin/otklik
 PYTEST_ARGS ?=
 
 .PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone lint typecheck \
-        build schemas seed bench clean
+        build schemas seed bench classify train eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -55,6 +55,16 @@ seed: setup  ## validate config/ and load departments into Firestore (FIRESTORE_
 
 bench: setup  ## speed and memory: classifier throughput, cold start per function -> bench/results/*.json
 	@$(PY) -m bench.run
+
+classify:  ## classify JSON Lines from stdin to stdout (set-up output goes to stderr)
+	@bash scripts/setup.sh >&2
+	@$(OTKLIK) classify
+
+train: setup  ## fit the classifier's model on corpus/ (training split) into shared/classifier/model.json
+	@$(OTKLIK) train
+
+eval: setup  ## the classifier on the corpus's held-out split: precision/recall, confusion, danger recall
+	@$(OTKLIK) eval
 
 clean:  ## remove build output and local state (keeps .venv and tools)
 	rm -rf build .otklik/dev .pytest_cache .mypy_cache .ruff_cache

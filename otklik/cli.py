@@ -40,9 +40,46 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build one deployable folder per function")
     build.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "functions")
 
+    sub.add_parser(
+        "classify",
+        help="classify posts: JSON Lines on stdin ({text, source?, community?, geo?: {lat, lon}, municipality?}), "
+        "one JSON object per line on stdout; a line that cannot be read gets {error} and the exit status is 1",
+    )
+    sub.add_parser("train", help="fit the classifier's model on the corpus's training split (scikit-learn)")
+    evaluate = sub.add_parser("eval", help="measure the shipped classifier on the corpus's held-out split")
+    evaluate.add_argument("--split", choices=["held-out", "train", "all"], default="held-out")
+
     args = parser.parse_args(argv)
-    handler = {"run": _run, "dev": _dev, "seed": _seed, "schemas": _schemas, "build": _build}[args.command]
+    handler = {
+        "run": _run,
+        "dev": _dev,
+        "seed": _seed,
+        "schemas": _schemas,
+        "build": _build,
+        "classify": _classify,
+        "train": _train,
+        "eval": _eval,
+    }[args.command]
     return handler(args)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from otklik.classifier.stdio import classify_lines
+
+    return classify_lines(sys.stdin, sys.stdout)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from otklik.classifier.train import train
+
+    print(json.dumps(train(), indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from otklik.classifier.evaluate import main as evaluate
+
+    return evaluate(args.split)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -82,12 +82,12 @@ def inbound(stage: str) -> InboundHandler:
 def classify_service() -> ClassifyService:
     from shared.adapters.firestore import FirestoreIncidents
     from shared.adapters.pubsub import PubSubPublisher
-    from shared.classifier.keywords import KeywordClassifier
+    from shared.classifier.russian import RussianClassifier
     from shared.services.classify import ClassifyService
 
     s = settings()
     return ClassifyService(
-        KeywordClassifier(),
+        RussianClassifier.load(),
         FirestoreIncidents(firestore_client()),
         PubSubPublisher(publisher_client(), s.project_id),
         s.topic_incidents,

@@ -11,7 +11,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from otklik.stack.local import LocalStack
-from shared.classifier.keywords import KeywordClassifier
+from shared.classifier.russian import RussianClassifier
 from shared.contracts import PostFetchedV1
 from shared.domain.ids import incident_id_for
 from shared.domain.models import utcnow
@@ -53,7 +53,7 @@ def test_demo_posts_become_incidents_that_reach_their_departments(make_stack: An
     assert all(d["status"] == "routed" and d["department_ids"] and d["reply_due_at"] for d in complaints.values())
     assert not any(d.get("department_ids") for d in incidents.values() if d["status"] == "irrelevant")
     # Stored decisions are the classifier's own (nothing hard-coded on the way).
-    clf = KeywordClassifier()
+    clf = RussianClassifier.load()
     from shared.domain.models import Incident
 
     for doc in incidents.values():
