@@ -13,7 +13,8 @@ from typing import Any
 
 from otklik import REPO_ROOT
 from otklik.classifier.corpus import CORPUS, Labelled, load, split
-from shared.classifier.russian import RussianClassifier, Verdict
+from shared.classifier.russian import RussianClassifier
+from shared.domain.models import Classification
 
 RESULTS = REPO_ROOT / "bench" / "results" / "eval.json"
 
@@ -26,7 +27,9 @@ def evaluate(corpus: Path = CORPUS, which: str = "held-out") -> dict[str, Any]:
     return report(posts, verdicts, classifier, which)
 
 
-def report(posts: Sequence[Labelled], verdicts: Sequence[Verdict], classifier: Any, which: str) -> dict[str, Any]:
+def report(
+    posts: Sequence[Labelled], verdicts: Sequence[Classification], classifier: Any, which: str
+) -> dict[str, Any]:
     names = {m.name.lower(): m.id for m in classifier.gazetteer.municipalities.values()}
     names |= {
         n.name.lower(): n.municipality for n in classifier.gazetteer.names if n.kind == "alias" and n.name[:1].isupper()

@@ -34,17 +34,8 @@ def classify_lines(lines: TextIO, out: TextIO) -> int:
             reason = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors())
             answer = {"line": number, "error": reason}
         else:
-            v = classifier.decide(request.text, request.source, request.municipality, request.geo)
-            answer = {
-                "category": v.category,
-                "is_complaint": v.is_complaint,
-                "danger": v.danger,
-                "priority": v.priority.value,
-                "municipality": v.municipality,
-                "places": list(v.places),
-                "confidence": v.confidence,
-                "evidence": list(v.evidence),
-            }
+            decided = classifier.decide(request.text, request.source, request.municipality, request.geo)
+            answer = decided.model_dump(mode="json", exclude={"classifier"})
         out.write(json.dumps(answer, ensure_ascii=False) + "\n")
         out.flush()
     return 1 if failed else 0

@@ -17,7 +17,6 @@ Decisions, and why each is made that way:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 from shared.classifier.features import features
@@ -29,18 +28,6 @@ from shared.domain.models import Classification, Geo, Post, Priority
 
 NAME = "ru-morph-linear"
 EVIDENCE_WORDS = 4
-
-
-@dataclass(frozen=True)
-class Verdict:
-    category: str
-    is_complaint: bool
-    danger: bool
-    priority: Priority
-    municipality: str | None
-    places: tuple[str, ...]
-    confidence: float
-    evidence: tuple[str, ...]
 
 
 class RussianClassifier:
@@ -58,22 +45,11 @@ class RussianClassifier:
         return f"{NAME}/{self.model.name}"
 
     def classify(self, post: Post) -> Classification:
-        v = self.decide(post.text, post.source, post.municipality_hint, post.geo)
-        return Classification(
-            category=v.category,
-            is_complaint=v.is_complaint,
-            danger=v.danger,
-            priority=v.priority,
-            municipality=v.municipality,
-            places=v.places,
-            confidence=v.confidence,
-            evidence=v.evidence,
-            classifier=self.name,
-        )
+        return self.decide(post.text, post.source, post.municipality_hint, post.geo)
 
     def decide(
         self, text: str, source: str | None = None, municipality_hint: str | None = None, geo: Geo | None = None
-    ) -> Verdict:
+    ) -> Classification:
         tokens = tokenize(text)
         scores = self.taxonomy.score(tokens)
         x = features(text, tokens, scores, source)
@@ -131,7 +107,7 @@ class RussianClassifier:
         confidence = probabilities[category] * (p_complaint if is_complaint else 1 - p_complaint)
         if danger:
             confidence = max(confidence, p_danger if not by_rules else 0.9)
-        return Verdict(
+        return Classification(
             category=category,
             is_complaint=is_complaint,
             danger=danger,
@@ -140,6 +116,7 @@ class RussianClassifier:
             places=tuple(found.places),
             confidence=round(min(max(confidence, 0.0), 1.0), 3),
             evidence=tuple(evidence),
+            classifier=self.name,
         )
 
     def _municipality(self, named: list[str], hint: str | None, geo: Geo | None) -> str | None:
