@@ -52,18 +52,6 @@ class Head:
         total = sum(exps)
         return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
 
-    def contributions(self, x: Mapping[str, float], cls: str) -> list[tuple[str, float]]:
-        """Features that pushed towards ``cls`` the most: the evidence a clerk sees."""
-        index = 0 if self.binary else self.classes.index(cls)
-        sign = -1.0 if self.binary and cls == self.classes[0] else 1.0
-        weights = self.weights
-        found = []
-        for f, v in x.items():
-            w = weights.get(f)
-            if w is not None and sign * w[index] * v > 0:
-                found.append((f, sign * w[index] * v))
-        return heapq.nlargest(8, found, key=lambda p: p[1])
-
 
 @dataclass(frozen=True)
 class LinearModel:

@@ -123,16 +123,15 @@ class RussianClassifier:
         if hint and hint in named:
             return hint
         if named:
-            same_region = [m for m in named if hint is None or self.gazetteer.region_of(m) == self._region(hint)]
+            same_region = [
+                m for m in named if hint is None or self.gazetteer.region_of(m) == self.gazetteer.region_of(hint)
+            ]
             return (same_region or named)[0]
         if hint:
             return hint
         if geo is not None:
             return self.gazetteer.locate(geo.lat, geo.lon)
         return None
-
-    def _region(self, hint: str) -> str | None:
-        return self.gazetteer.region_of(hint)
 
 
 def _words(features: list[str], phrases: dict[str, list[str]]) -> list[str]:

@@ -119,7 +119,7 @@ def test_linear_heads_are_logistic_and_softmax() -> None:
     assert both["category"] == pytest.approx(p) and both["complaint"]["yes"] == pytest.approx(
         binary.probabilities({"a": 1.0})["yes"]
     )
-    assert [f for f, _ in multi.contributions({"b": 1.0}, "x")] == ["b"]
+    assert model.explain({"a": 1.0, "b": 1.0}, {"category": "x"}) == {"category": ["b"]}
 
 
 def test_classify_command_answers_each_line_in_order() -> None:
