@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--config-dir", type=Path, default=REPO_ROOT / "config")
     seed.add_argument("--check", action="store_true", help="only validate, write nothing")
 
+    token = sub.add_parser("token", help="issue or revoke a department's API token (stored hashed in Firestore)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    issue = token_sub.add_parser("issue", help="make a new token and print it once; give it to the department")
+    issue.add_argument("department", help="department id from the directory")
+    issue.add_argument("--label", default="", help="who it is for, e.g. the department's system or clerk")
+    revoke = token_sub.add_parser("revoke", help="revoke every token of a department")
+    revoke.add_argument("department")
+
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every message contract")
     schemas.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "schemas")
 
@@ -54,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": _run,
         "dev": _dev,
         "seed": _seed,
+        "token": _token,
         "schemas": _schemas,
         "build": _build,
         "classify": _classify,
@@ -123,6 +132,29 @@ def _seed(args: argparse.Namespace) -> int:
     from otklik.seed import seed
 
     return seed(args.config_dir, write=not args.check)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from google.cloud import firestore
+
+    from shared.adapters.firestore import FirestoreDepartmentTokens, FirestoreRouting
+    from shared.config import Settings
+    from shared.domain.models import utcnow
+    from shared.services import tokens
+
+    settings = Settings()
+    db = firestore.Client(project=settings.project_id, database=settings.firestore_database)
+    store = FirestoreDepartmentTokens(db)
+    if args.token_command == "revoke":  # noqa: S105 - a sub-command's name, not a password
+        print(f"revoked {store.revoke_all(args.department)} tokens of {args.department}")
+        return 0
+    routing = FirestoreRouting(db).load() or settings.routing
+    if args.department not in {d.id for d in routing.departments}:
+        print(f"no department {args.department!r} in the directory (run `make seed` first?)", file=sys.stderr)
+        return 2
+    # The only time the token is shown: Firestore keeps its SHA-256 digest.
+    print(tokens.issue(store, args.department, args.label, utcnow()))
+    return 0
 
 
 def _schemas(args: argparse.Namespace) -> int:

@@ -1,14 +1,15 @@
-"""``otklik seed``: validate the operators' configuration files and load departments and routing rules into
-Firestore (``departments``, ``routing_rules``), where operators can edit them."""
+"""``otklik seed``: validate the operators' configuration files and load the department directory and routing
+rules into Firestore (``departments/*``, ``routing/current``), where route reads them and operators may edit
+them. Departments no longer in the file are removed from Firestore."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from shared.adapters.firestore import to_document
 from shared.config import Settings, load_routing, load_sources
 from shared.domain.errors import ConfigError
+from shared.domain.models import utcnow
 
 
 def seed(config_dir: Path, write: bool) -> int:
@@ -26,17 +27,10 @@ def seed(config_dir: Path, write: bool) -> int:
         return 0
     from google.cloud import firestore
 
+    from shared.adapters.firestore import FirestoreRouting
+
     settings = Settings()
     db = firestore.Client(project=settings.project_id, database=settings.firestore_database)
-    batch = db.batch()
-    for dep in routing.departments:
-        batch.set(db.collection("departments").document(dep.id), to_document(dep.model_dump(mode="json")))
-    for i, rule in enumerate(routing.rules):
-        batch.set(
-            db.collection("routing_rules").document(f"rule-{i:04d}"),
-            to_document(rule.model_dump(mode="json")),
-        )
-    batch.set(db.collection("routing_rules").document("_fallback"), {"department": routing.fallback})
-    batch.commit()
-    print(f"loaded into Firestore project {settings.project_id}")
+    removed = FirestoreRouting(db).save(routing, utcnow())
+    print(f"loaded into Firestore project {settings.project_id} ({removed} departments no longer in the file removed)")
     return 0

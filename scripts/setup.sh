@@ -2,6 +2,7 @@
 # Sets up everything Otklik needs on a fresh Debian machine; idempotent, and quick when nothing changed.
 #   .venv/                  Python virtual environment with requirements.lock and otklik (editable)
 #   .otklik/tools/          standalone emulators: @firestore-emulator/server (npm) and pstest (Go, Debian)
+#   chromium                Debian package, the answer page's browser test drives it (as root; else it says how)
 # Progress goes to stderr so targets such as `make classify` keep stdout clean.
 # OTKLIK_SETUP_STANDALONE=auto|yes|no: set up the standalone emulators (auto: yes unless gcloud's are there
 # and installing would need root we do not have).
@@ -29,6 +30,20 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock -e . >&2
   rm -f .venv/.otklik-setup-*
   touch "$stamp"
+fi
+
+# --- Chromium: the answer page's browser test (tests/e2e/test_answer_page_browser.py) --------------------
+# Playwright drives Debian's Chromium through executable_path; it never downloads browsers of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian package: chromium (for the answer page's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || {
+      apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+      say "could not install chromium: the answer page's browser test will be skipped"
+  else
+    say "the answer page's browser test needs Chromium (skipped without it): sudo apt-get install --no-install-recommends chromium"
+  fi
 fi
 
 # --- standalone emulators ---------------------------------------------------------------------------------

@@ -26,11 +26,15 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
 
     from shared.adapters.vk_callback import VkCallbackService
+    from shared.answer_links import AnswerLinks
+    from shared.entrypoints.department_api import DepartmentApi
     from shared.services.classify import ClassifyService
     from shared.services.inbox import InboxService
     from shared.services.ingest import IngestService, PostIntake
     from shared.services.remind import RemindService
+    from shared.services.responses import ResponseService
     from shared.services.route import RouteService
+    from shared.services.routing import LiveDirectory
 
 
 @cache
@@ -96,28 +100,84 @@ def classify_service() -> ClassifyService:
 
 
 @cache
-def route_service() -> RouteService:
-    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
-    from shared.adapters.webhook import WebhookSender
-    from shared.ports import ChannelSender
-    from shared.services.route import DeadlinePolicy, RouteService
-    from shared.services.routing import RuleDirectory
+def directory() -> LiveDirectory:
+    from shared.adapters.firestore import FirestoreRouting
+    from shared.classifier.places import Gazetteer
+    from shared.services.routing import LiveDirectory
 
     s = settings()
-    senders: dict[Channel, ChannelSender] = {Channel.WEBHOOK: WebhookSender(http_client(), s.local_mode)}
-    if s.smtp_host:
-        from shared.adapters.email import SmtpSender
+    gazetteer = Gazetteer.load()  # which region a municipality is in: region-wide departments serve their own
+    return LiveDirectory(
+        FirestoreRouting(firestore_client()).load,
+        lambda: s.routing,
+        timedelta(seconds=s.directory_ttl_seconds),
+        clock,
+        gazetteer.region_of,
+    )
 
-        senders[Channel.EMAIL] = SmtpSender(s)
+
+@cache
+def answer_links() -> AnswerLinks | None:
+    from shared.answer_links import AnswerLinks
+
+    s = settings()
+    if not s.public_api_url or not s.link_signing_key:
+        return None
+    return AnswerLinks(s.public_api_url, s.link_signing_key.get_secret_value(), s.answer_link_days)
+
+
+@cache
+def route_service() -> RouteService:
+    from shared.adapters.email import mail_sender
+    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
+    from shared.adapters.webhook import WebhookSender, parse_secrets
+    from shared.ports import ChannelSender
+    from shared.services.route import DeadlinePolicy, RouteService
+
+    s = settings()
+    secrets = parse_secrets(s.webhook_secrets.get_secret_value() if s.webhook_secrets else None)
+    senders: dict[Channel, ChannelSender] = {
+        Channel.WEBHOOK: WebhookSender(http_client(), s.local_mode, secrets, s.webhook_attempts)
+    }
+    mail = mail_sender(s)
+    if mail is not None:
+        senders[Channel.EMAIL] = mail
+    links = answer_links()
     return RouteService(
         FirestoreIncidents(firestore_client()),
-        RuleDirectory(s.routing),
+        directory(),
         FirestoreNotifications(firestore_client()),
         senders,
         DeadlinePolicy(s.reply_deadline_hours, s.critical_reply_deadline_hours),
         clock,
         s.notification_lease_seconds,
+        links.url if links else (lambda incident_id, department_id: None),
     )
+
+
+@cache
+def response_service() -> ResponseService:
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.adapters.pubsub import PubSubPublisher
+    from shared.services.responses import ResponseService
+
+    s = settings()
+    return ResponseService(
+        FirestoreIncidents(firestore_client()),
+        directory(),
+        PubSubPublisher(publisher_client(), s.project_id),
+        s.topic_incidents,
+        clock,
+    )
+
+
+@cache
+def department_api() -> DepartmentApi:
+    from shared.adapters.firestore import FirestoreDepartmentTokens
+    from shared.entrypoints.answer_page import answer_page
+    from shared.entrypoints.department_api import DepartmentApi
+
+    return DepartmentApi(response_service(), FirestoreDepartmentTokens(firestore_client()), answer_links(), answer_page)
 
 
 @cache
@@ -201,7 +261,11 @@ def reset() -> None:
         http_client,
         inbound,
         classify_service,
+        directory,
+        answer_links,
         route_service,
+        response_service,
+        department_api,
         post_intake,
         ingest_service,
         vk_callback_service,

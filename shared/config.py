@@ -73,9 +73,27 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None, description="SMTP login")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret)")
     mail_from: str = Field(default="otklik@localhost", description="From: address of notifications")
+    mail_provider: Literal["smtp", "ses"] = Field(default="smtp", description="smtp, or ses (Amazon SES API)")
+    ses_region: str = Field(default="eu-central-1", description="Amazon SES region (mail_provider ses)")
+    ses_endpoint_url: str | None = Field(default=None, description="Amazon SES endpoint override (tests, proxies)")
+    webhook_secrets: SecretStr | None = Field(
+        default=None,
+        description='JSON object {"department id": "signing secret"}: each department\'s webhook HMAC key (secret)',
+    )
+    webhook_attempts: int = Field(default=3, ge=1, description="tries of one webhook call within one delivery")
+    public_api_url: str | None = Field(
+        default=None, description="public URL of the department_api function: answer links in e-mails"
+    )
+    link_signing_key: SecretStr | None = Field(
+        default=None, description="key that signs answer links in e-mails (secret)"
+    )
+    answer_link_days: int = Field(default=14, gt=0, description="how long an answer link in an e-mail works")
     reply_deadline_hours: float = Field(default=24.0, gt=0, description="first-reply deadline after routing")
     critical_reply_deadline_hours: float = Field(
         default=4.0, gt=0, description="first-reply deadline of critical (dangerous) incidents"
+    )
+    directory_ttl_seconds: float = Field(
+        default=60.0, gt=0, description="how long route keeps the department directory before re-reading Firestore"
     )
     remind_batch_size: int = Field(default=200, gt=0, description="incidents remind handles per run")
     notification_lease_seconds: float = Field(
@@ -110,6 +128,9 @@ class _ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFER_REFERENCES = "defer_references"
+
+
 class RoutingConfig(_ConfigModel):
     departments: tuple[Department, ...]
     rules: tuple[RoutingRule, ...] = ()
@@ -125,39 +146,77 @@ class RoutingConfig(_ConfigModel):
             seen.add(dep.id)
         return value
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any) -> None:
+        if isinstance(context, dict) and context.get(DEFER_REFERENCES):
+            return  # load_routing reports them with their lines
+        problems = self.reference_problems()
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+
+    def reference_problems(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Names of departments that do not exist, each with where it is written."""
         known = {d.id for d in self.departments}
+        problems: list[tuple[tuple[int | str, ...], str]] = []
         if self.fallback not in known:
-            raise ValueError(f"fallback department {self.fallback!r} is not in departments")
+            problems.append((("fallback",), f"fallback department {self.fallback!r} is not in departments"))
         for i, rule in enumerate(self.rules):
-            missing = [d for d in rule.departments if d not in known]
-            if missing:
-                raise ValueError(f"rules[{i}] names unknown departments {missing}")
+            for j, dep in enumerate(rule.departments):
+                if dep not in known:
+                    problems.append((("rules", i, "departments", j), f"unknown department {dep!r}"))
+        return problems
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found (set OTKLIK_CONFIG_DIR)") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+class _YamlFile:
+    """A parsed YAML file that remembers where each node starts, so an error can name the line."""
 
+    def __init__(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: file not found (set OTKLIK_CONFIG_DIR)") from exc
+        try:
+            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data: Any = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        self.path = path
 
-def _explain(path: Path, exc: ValidationError, raw: Any = None) -> ConfigError:
-    lines = [f"{path}: invalid configuration"]
-    kinds = set(SOURCE_KINDS)
-    for err in exc.errors():
-        # Drop the union member pydantic names (sources.0.vk_wall.id -> sources.0.id): the entry says its kind.
-        loc = [str(p) for p in err["loc"] if str(p) not in kinds]
-        if err["type"] == "union_tag_invalid":
-            loc.append("kind")
-        where = ".".join(loc) or "(top level)"
-        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our own validators
-        lines.append(f"  {where}{_entry_id(raw, err['loc'])}: {message}")
-    return ConfigError("\n".join(lines))
+    def line_of(self, loc: tuple[int | str, ...]) -> int | None:
+        """1-based line of the deepest node on ``loc`` that exists in the file."""
+        node, line = self.node, None
+        for key in loc:
+            if node is None:
+                break
+            line = node.start_mark.line + 1
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == str(key)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+            else:
+                node = None
+        if node is not None:
+            line = node.start_mark.line + 1
+        return line
+
+    def explain(self, problems: list[tuple[tuple[int | str, ...], str]]) -> ConfigError:
+        lines = [f"{self.path}: invalid configuration"]
+        for loc, message in problems:
+            line = self.line_of(loc)
+            at = f"line {line}: " if line else ""
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            lines.append(f"  {at}{where}{_entry_id(self.data, loc)}: {message}")
+        return ConfigError("\n".join(lines))
+
+    def explain_validation(self, exc: ValidationError) -> ConfigError:
+        problems: list[tuple[tuple[int | str, ...], str]] = []
+        kinds = set(SOURCE_KINDS)
+        for err in exc.errors():
+            # Drop the union member pydantic names (sources.0.vk_wall.id -> sources.0.id): the entry says its kind.
+            loc = tuple(p for p in err["loc"] if str(p) not in kinds)
+            if err["type"] == "union_tag_invalid":
+                loc = (*loc, "kind")
+            problems.append((loc, str(err["msg"]).removeprefix("Value error, ")))  # pydantic's prefix
+        return self.explain(problems)
 
 
 def _entry_id(raw: Any, loc: tuple[int | str, ...]) -> str:
@@ -172,18 +231,23 @@ def _entry_id(raw: Any, loc: tuple[int | str, ...]) -> str:
 
 
 def load_sources(path: Path) -> list[SourceConfig]:
-    """The enabled sources of ``path``, or ConfigError naming the file and the entry."""
-    raw = _read_yaml(path)
+    """The enabled sources of ``path``, or ConfigError naming the file, the line and the entry."""
+    file = _YamlFile(path)
     try:
-        parsed = SourcesFile.model_validate(raw)
+        parsed = SourcesFile.model_validate(file.data)
     except ValidationError as exc:
-        raise _explain(path, exc, raw) from exc
+        raise file.explain_validation(exc) from exc
     return [s for s in parsed.sources if s.enabled]
 
 
 def load_routing(path: Path) -> RoutingConfig:
-    raw = _read_yaml(path)
+    """Departments, rules and the fallback of ``path``, or ConfigError naming the file, the line and the entry."""
+    file = _YamlFile(path)
     try:
-        return RoutingConfig.model_validate(raw)
+        routing = RoutingConfig.model_validate(file.data, context={DEFER_REFERENCES: True})
     except ValidationError as exc:
-        raise _explain(path, exc, raw) from exc
+        raise file.explain_validation(exc) from exc
+    problems = routing.reference_problems()
+    if problems:
+        raise file.explain(problems)
+    return routing

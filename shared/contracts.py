@@ -75,6 +75,8 @@ class WebhookIncidentV1(Contract):
     schema_: Literal["otklik.webhook.incident"] = Field(default="otklik.webhook.incident", alias="schema")
     version: Literal[1] = 1
     event_id: str = Field(description="idempotency key: the same notification always has the same id")
+    kind: str = Field(default="new_incident", description="new_incident, or rerouted.N when it was re-routed")
+    urgent: bool = Field(default=False, description="a dangerous incident: act at once")
     incident_id: str
     department_id: str
     category: str
@@ -82,15 +84,26 @@ class WebhookIncidentV1(Contract):
     priority: Priority
     danger: bool
     municipality: str | None
+    places: tuple[str, ...] = Field(default=(), description="place names found in the text")
     routed_at: UtcDatetime | None
     reply_due_at: UtcDatetime | None
+    answer_url: str | None = Field(default=None, description="signed link to the answer page (do not forward)")
     post: WebhookPost
 
 
-def webhook_payload(incident: Incident, department: Department, event_id: str) -> WebhookIncidentV1:
+def webhook_payload(
+    incident: Incident,
+    department: Department,
+    event_id: str,
+    kind: str = "new_incident",
+    urgent: bool = False,
+    answer_url: str | None = None,
+) -> WebhookIncidentV1:
     c = incident.classification
     return WebhookIncidentV1(
         event_id=event_id,
+        kind=kind,
+        urgent=urgent,
         incident_id=incident.id,
         department_id=department.id,
         category=c.category,
@@ -98,6 +111,8 @@ def webhook_payload(incident: Incident, department: Department, event_id: str) -
         priority=c.priority,
         danger=c.danger,
         municipality=c.municipality,
+        places=c.places,
+        answer_url=answer_url,
         routed_at=incident.routed_at,
         reply_due_at=incident.reply_due_at,
         post=WebhookPost(

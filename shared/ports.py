@@ -131,12 +131,19 @@ class DepartmentDirectory(Protocol):
     def department(self, department_id: str) -> Department | None:
         """A department by id (its current contacts), None if it is no longer configured."""
 
+    @property
+    def fallback(self) -> str:
+        """The regional coordinator's id: gets what no rule matches and hears of failed deliveries."""
+
 
 @dataclass(frozen=True)
 class Delivery:
     department: Department
     incident: Incident
-    event_id: str
+    event_id: str = field(metadata={"doc": "the notification's id: the same message always has the same one"})
+    kind: str = "new_incident"  # new_incident, rerouted, ...
+    urgent: bool = False  # a dangerous incident: every channel at once, marked urgent
+    answer_url: str | None = None  # signed link to the answer page, None when no public URL is configured
 
 
 class ChannelSender(Protocol):

@@ -63,10 +63,20 @@ locals {
       },
     )
     classify    = {}
-    route       = var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password }
-    remind      = {}
-    vk_callback = { OTKLIK_VK_CALLBACK_SECRET = var.secrets.vk_callback_secret }
-    inbox       = { OTKLIK_INBOX_TOKEN = var.secrets.inbox_token }
+    # route signs webhooks (one key per department, a JSON object) and the answer links in e-mails;
+    # department_api checks those links. Department API tokens are not secrets here: only their SHA-256
+    # digests are stored, in Firestore.
+    route = merge(
+      {
+        OTKLIK_WEBHOOK_SECRETS  = var.secrets.webhook_secrets
+        OTKLIK_LINK_SIGNING_KEY  = var.secrets.link_signing_key
+      },
+      var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
+    )
+    remind         = {}
+    vk_callback    = { OTKLIK_VK_CALLBACK_SECRET = var.secrets.vk_callback_secret }
+    inbox          = { OTKLIK_INBOX_TOKEN = var.secrets.inbox_token }
+    department_api = { OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key }
   }
   secret_bindings = merge([
     for fn, envs in local.secret_env : {
@@ -78,6 +88,9 @@ locals {
   # (settings_variable in topology.json), then the non-null operator settings.
   common_env = merge(
     { OTKLIK_PROJECT_ID = var.project_id },
+    # Answer links in e-mails lead here. A gen2 function's cloudfunctions.net address is known before it
+    # exists, which spares route a dependency on department_api (both come from one for_each).
+    { OTKLIK_PUBLIC_API_URL = "https://${var.region}-${var.project_id}.cloudfunctions.net/otklik-department-api" },
     { for t in local.topology.topics : t.settings_variable => google_pubsub_topic.this[t.name].name },
     { for k, v in var.settings : "OTKLIK_${upper(k)}" => tostring(v) if v != null },
   )

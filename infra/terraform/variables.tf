@@ -63,6 +63,13 @@ variable "functions" {
       timeout_seconds = optional(number, 30)
       max_instances   = optional(number, 3)
     }), {})
+    # Clerks and departments' systems: a few requests per incident, each a Firestore transaction and at most
+    # one publish (re-routing).
+    department_api = optional(object({
+      memory          = optional(string, "256M")
+      timeout_seconds = optional(number, 30)
+      max_instances   = optional(number, 3)
+    }), {})
   })
   default = {}
 
@@ -108,6 +115,15 @@ variable "settings" {
     smtp_security                 = optional(string)
     smtp_user                     = optional(string)
     mail_from                     = optional(string)
+    mail_provider                 = optional(string) # smtp or ses
+    ses_region                    = optional(string)
+    ses_endpoint_url              = optional(string)
+    webhook_attempts              = optional(number)
+    # Default: department_api's own address (https://REGION-PROJECT.cloudfunctions.net/otklik-department-api);
+    # set it when the function is behind a custom domain.
+    public_api_url                = optional(string)
+    answer_link_days              = optional(number)
+    directory_ttl_seconds         = optional(number)
     reply_deadline_hours          = optional(number)
     critical_reply_deadline_hours = optional(number)
     remind_batch_size             = optional(number)
@@ -145,6 +161,10 @@ variable "secrets" {
     inbox_token = optional(string, "otklik-inbox-token")
     # OTKLIK_SMTP_PASSWORD, given to route only; null when the SMTP server needs no login or e-mail is off.
     smtp_password = optional(string)
+    # OTKLIK_WEBHOOK_SECRETS, given to route only: a JSON object {"department id": "signing secret"}.
+    webhook_secrets = optional(string, "otklik-webhook-secrets")
+    # OTKLIK_LINK_SIGNING_KEY, given to route (signs answer links) and department_api (checks them).
+    link_signing_key = optional(string, "otklik-link-signing-key")
   })
   default = {}
 

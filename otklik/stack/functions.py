@@ -25,8 +25,10 @@ class FunctionServer:
         self.process.stop()
 
 
-def start(name: str, env: dict[str, str], log_dir: Path, source_dir: Path = FUNCTIONS_DIR) -> FunctionServer:
-    port = free_port()
+def start(
+    name: str, env: dict[str, str], log_dir: Path, source_dir: Path = FUNCTIONS_DIR, port: int | None = None
+) -> FunctionServer:
+    port = port or free_port()
     argv = [
         sys.executable,
         "-m",

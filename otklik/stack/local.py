@@ -4,6 +4,7 @@ sink, the four functions under functions-framework and Eventarc-like delivery be
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import string
 import time
@@ -20,6 +21,7 @@ from otklik.stack import emulators as emulators_mod
 from otklik.stack import functions, topology
 from otklik.stack.bridge import EventarcBridge
 from otklik.stack.emulators import Emulators
+from otklik.stack.processes import free_port
 from otklik.standins import ok as ok_standin
 from otklik.standins.ok import OkStandIn
 from otklik.standins.rss import FeedStandIn
@@ -27,12 +29,17 @@ from otklik.standins.smtp import SmtpSink
 from otklik.standins.telegram import DEMO_BOT_TOKEN, TelegramStandIn
 from otklik.standins.vk import DEMO_COMMENTS, DEMO_SEARCH_EXTRA, DEMO_WALLS, VkStandIn
 from otklik.standins.webhook import WebhookSink
+from shared.adapters.firestore import FirestoreDepartmentTokens, FirestoreRouting
+from shared.config import load_routing
+from shared.domain.models import utcnow
+from shared.services import tokens
 
 DEMO_CONFIG = REPO_ROOT / "otklik" / "demo" / "config"
 # Only the stand-ins know these; they prove each connector sends the credentials it is configured with.
 DEMO_VK_TOKEN = "demo-vk-token-for-the-local-stand-in"  # noqa: S105 - not a secret: a local stand-in's
 DEMO_VK_CALLBACK_SECRET = "demo-callback-secret"  # noqa: S105
 DEMO_INBOX_TOKEN = "demo-inbox-token"  # noqa: S105
+DEMO_LINK_SIGNING_KEY = "demo-link-signing-key"
 
 
 def render_config(template_dir: Path, target: Path, values: dict[str, str]) -> Path:
@@ -97,10 +104,18 @@ class LocalStack:
             DEMO_CONFIG, self.work_dir / "config", {"WEBHOOK_SINK": self.webhooks.url, "FEEDS": self.feeds.url}
         )
         topology.create_on_emulator(self.topology, self.project_id)
+        # As `make seed` does in a deployment: route reads the directory from Firestore.
+        self.routing = load_routing(self.config_dir / "departments.yaml")
+        FirestoreRouting(self.firestore()).save(self.routing, utcnow())
+        self.webhook_secrets = {d.id: f"demo-signing-secret-{d.id}" for d in self.routing.departments if d.webhook_url}
+        self.webhooks.secrets.update(self.webhook_secrets)
+        # Answer links in e-mails point at department_api, so its address is chosen before anything starts.
+        ports = {name: free_port() for name in functions.NAMES}
+        self.public_api_url = f"http://127.0.0.1:{ports['department_api']}"
         env = self.function_env()
         with concurrent.futures.ThreadPoolExecutor(len(functions.NAMES)) as pool:
             started = pool.map(
-                lambda n: functions.start(n, env, self.log_dir, self.function_source_dir), functions.NAMES
+                lambda n: functions.start(n, env, self.log_dir, self.function_source_dir, ports[n]), functions.NAMES
             )
             for server in started:
                 self.servers[server.name] = server
@@ -135,6 +150,10 @@ class LocalStack:
             "OTKLIK_SMTP_PORT": str(self.smtp.port),
             "OTKLIK_SMTP_SECURITY": "none",
             "OTKLIK_MAIL_FROM": "otklik@region.example",
+            "OTKLIK_WEBHOOK_SECRETS": json.dumps(self.webhook_secrets),
+            "OTKLIK_PUBLIC_API_URL": self.public_api_url,
+            "OTKLIK_LINK_SIGNING_KEY": DEMO_LINK_SIGNING_KEY,
+            "OTKLIK_WEBHOOK_ATTEMPTS": "2",
             "OTKLIK_LOCAL_MODE": "true",
             **self.extra_env,
         }
@@ -174,6 +193,10 @@ class LocalStack:
     def push_vk_event(self, event_type: str, obj: dict[str, Any], event_id: str) -> httpx.Response:
         url = self.servers["vk_callback"].url
         return self.vk.push_event(url, event_type, 210000001, DEMO_VK_CALLBACK_SECRET, obj, event_id)
+
+    def issue_token(self, department_id: str) -> str:
+        """A department API token, as `otklik token issue` makes one."""
+        return tokens.issue(FirestoreDepartmentTokens(self.firestore()), department_id, "local stack", utcnow())
 
     def post_inbox(self, body: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {DEMO_INBOX_TOKEN}"}

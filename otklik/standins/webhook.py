@@ -1,5 +1,6 @@
-"""A department's webhook receiver: records every request; can be told to fail the next N requests (with a
-status code, or by hanging past the client's timeout) to prove retries."""
+"""A department's webhook receiver: records every request and whether its signature is valid (with the
+department's secret, by the last part of the path: /hooks/<department id>); can be told to fail the next N
+requests (with a status code, or by hanging past the client's timeout) to prove retries."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otklik.standins.http import LoopbackServer, QuietHandler
+from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, InvalidSignature, verify
 
 
 @dataclass
@@ -18,6 +20,11 @@ class ReceivedWebhook:
     headers: dict[str, str]
     body: bytes
     answered: int
+    signature_error: str | None = "no secret known for this path"
+
+    @property
+    def signature_valid(self) -> bool:
+        return self.signature_error is None
 
     @property
     def json(self) -> Any:
@@ -39,9 +46,10 @@ class _State:
 
 
 class WebhookSink(LoopbackServer):
-    def __init__(self) -> None:
+    def __init__(self, secrets: dict[str, str] | None = None) -> None:
         super().__init__(_WebhookHandler)
         self.state = _State()
+        self.secrets: dict[str, str] = dict(secrets or {})  # department id -> signing secret
 
     def fail_next(self, count: int, status: int = 503, delay: float = 0.0) -> None:
         with self.state.lock:
@@ -55,6 +63,23 @@ class WebhookSink(LoopbackServer):
     def accepted(self) -> list[ReceivedWebhook]:
         return [r for r in self.received if 200 <= r.answered < 300]
 
+    def signature_error(self, path: str, headers: dict[str, str], body: bytes) -> str | None:
+        """What a receiver following docs/webhooks.md would say of this request (None: valid)."""
+        secret = self.secrets.get(path.rstrip("/").rsplit("/", 1)[-1])
+        if secret is None:
+            return "no secret known for this path"
+        try:
+            verify(
+                secret,
+                headers.get(TIMESTAMP_HEADER.lower()),
+                headers.get(SIGNATURE_HEADER.lower()),
+                body,
+                time.time(),
+            )
+        except InvalidSignature as exc:
+            return str(exc)
+        return None
+
 
 class _WebhookHandler(QuietHandler):
     def do_POST(self) -> None:
@@ -66,8 +91,9 @@ class _WebhookHandler(QuietHandler):
             if failure is not None:
                 failure.remaining -= 1
                 status = failure.status
+            headers = {k.lower(): v for k, v in self.headers.items()}
             sink.state.received.append(
-                ReceivedWebhook(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                ReceivedWebhook(self.path, headers, body, status, sink.signature_error(self.path, headers, body))
             )
         if failure is not None and failure.delay:
             time.sleep(failure.delay)

@@ -7,13 +7,16 @@
 - ``quarantine/{stage}.{message_id}``: bad messages with the reason they were refused;
 - ``published_posts/{incident_id}``: posts ingest has published (so another path does not publish them again);
 - ``vk_callback_events/{event_id}``: Callback API events handled (VK retries until it hears "ok");
-- ``source_health/{source_id}``: each source's status, last error and what to do about it.
+- ``source_health/{source_id}``: each source's status, last error and what to do about it;
+- ``departments/{department_id}`` and ``routing/current`` (rules, fallback): the directory ``otklik seed``
+  loads from config/departments.yaml and operators may edit in place;
+- ``department_tokens/{sha256 of the token}``: which department an API token belongs to (never the token).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import Enum
 from typing import Any
 
@@ -21,8 +24,10 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.config import RoutingConfig
+from shared.domain.errors import TransientError
 from shared.domain.lifecycle import OPEN_FOR_REPLY
-from shared.domain.models import Incident, Notification, NotificationStatus
+from shared.domain.models import Department, Incident, Notification, NotificationStatus
 from shared.ports import Claim, ClaimState, QuarantinedMessage
 
 INCIDENTS = "incidents"
@@ -33,6 +38,9 @@ NOTIFICATION_CLAIMS = "notification_claims"
 PUBLISHED_POSTS = "published_posts"
 VK_CALLBACK_EVENTS = "vk_callback_events"
 SOURCE_HEALTH = "source_health"
+DEPARTMENTS = "departments"
+ROUTING = "routing"
+DEPARTMENT_TOKENS = "department_tokens"
 # Markers are only needed while the same post or event can still turn up again (search, comments, Callback
 # API retries); a Firestore TTL policy on expire_at (infra/terraform) deletes them after this long.
 MARKER_DAYS = 60
@@ -48,6 +56,10 @@ def to_document(data: Any) -> Any:
         return [to_document(v) for v in data]
     if isinstance(data, Enum):
         return data.value
+    if isinstance(data, date) and not isinstance(data, datetime):
+        return data.isoformat()  # Firestore stores timestamps only; a calendar date stays a date as text
+    if isinstance(data, time):
+        return data.strftime("%H:%M")
     return data
 
 
@@ -217,3 +229,76 @@ class FirestoreSourceHealth:
 
     def set(self, source_id: str, record: dict[str, Any]) -> None:
         self.collection.document(source_id).set(record)
+
+
+class FirestoreRouting:
+    """The department directory and routing rules in Firestore (see the module docstring)."""
+
+    def __init__(self, client: firestore.Client) -> None:
+        self.client = client
+        self.departments = client.collection(DEPARTMENTS)
+        self.current = client.collection(ROUTING).document("current")
+
+    def load(self) -> RoutingConfig | None:
+        """What operators keep in Firestore; None if it was never seeded. TransientError if it is invalid (an
+        operator's edit in progress): messages wait and retry rather than go to the wrong department."""
+        snap = self.current.get()
+        if not snap.exists:
+            return None
+        data = snap.to_dict() or {}
+        departments = [d.to_dict() for d in self.departments.stream()]
+        try:
+            return RoutingConfig.model_validate(
+                {"departments": departments, "rules": data.get("rules", []), "fallback": data.get("fallback")}
+            )
+        except ValueError as exc:
+            raise TransientError(f"the routing directory in Firestore is invalid: {exc}") from exc
+
+    def save(self, config: RoutingConfig, at: datetime) -> int:
+        """Replace the directory with ``config``; returns how many stale departments were removed."""
+        keep = {d.id for d in config.departments}
+        stale = [snap.reference for snap in self.departments.stream() if snap.id not in keep]
+        batch = self.client.batch()
+        for dep in config.departments:
+            batch.set(self.departments.document(dep.id), department_document(dep))
+        for ref in stale:
+            batch.delete(ref)
+        batch.set(
+            self.current,
+            {
+                "rules": [to_document(r.model_dump(mode="json", exclude_none=True)) for r in config.rules],
+                "fallback": config.fallback,
+                "loaded_at": at,
+            },
+        )
+        batch.commit()
+        return len(stale)
+
+
+def department_document(department: Department) -> dict[str, Any]:
+    doc: dict[str, Any] = to_document(department.model_dump(mode="json", exclude_none=True))
+    return doc
+
+
+class FirestoreDepartmentTokens:
+    def __init__(self, client: firestore.Client) -> None:
+        self.collection = client.collection(DEPARTMENT_TOKENS)
+
+    def department_for(self, digest: str) -> str | None:
+        snap = self.collection.document(digest).get()
+        data = snap.to_dict() or {}
+        if not snap.exists or data.get("revoked"):
+            return None
+        department = data.get("department_id")
+        return str(department) if department else None
+
+    def store(self, digest: str, department_id: str, label: str, at: datetime) -> None:
+        self.collection.document(digest).create(
+            {"department_id": department_id, "label": label, "created_at": at, "revoked": False}
+        )
+
+    def revoke_all(self, department_id: str) -> int:
+        found = list(self.collection.where(filter=FieldFilter("department_id", "==", department_id)).stream())
+        for snap in found:
+            snap.reference.update({"revoked": True})
+        return len(found)

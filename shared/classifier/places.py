@@ -247,6 +247,18 @@ class Gazetteer:
         return m.region if m else None
 
 
+def municipality_regions(folder: Path = GAZETTEERS) -> dict[str, str]:
+    """Municipality id -> region id, read straight from the YAML: what routing needs, without the morphology
+    that building the place-name index costs (route and department_api never load pymorphy3)."""
+    regions: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        region = str(data.get("region") or path.stem)
+        for raw in data.get("municipalities") or []:
+            regions[str(raw["id"])] = region
+    return regions
+
+
 def _options(names: Sequence[PlaceName]) -> dict[str, PlaceName]:
     """Municipality -> its entry of this name; the municipality's own name beats its centre of the same name."""
     options: dict[str, PlaceName] = {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from shared.domain.ids import incident_id_for
 
@@ -102,6 +103,17 @@ class HistoryEvent(Model):
     note: str = ""
 
 
+class Answer(Model):
+    """A department's reply to the author. An interim one promises a date for the full answer."""
+
+    text: str = Field(min_length=1, max_length=4000)
+    at: UtcDatetime
+    department_id: str
+    interim: bool = False
+    promised_by: date | None = Field(default=None, description="interim answers: when the full answer comes")
+    request_key: str | None = Field(default=None, description="the client's idempotency key: a resend is not new")
+
+
 class Incident(Model):
     id: str
     post: Post
@@ -116,6 +128,14 @@ class Incident(Model):
     reply_due_at: UtcDatetime | None = None
     overdue: bool = False
     overdue_at: UtcDatetime | None = None
+    routing_round: int = Field(default=0, description="0 when first routed, +1 on every re-routing")
+    # "<department>/<channel>" -> sent, sending (retrying) or failed: a clerk sees at once who never got it.
+    delivery: dict[str, str] = Field(default_factory=dict)
+    undelivered: bool = Field(default=False, description="some department has not received it (yet)")
+    acknowledged_at: UtcDatetime | None = None
+    first_reply_at: UtcDatetime | None = None
+    resolved_at: UtcDatetime | None = None
+    answers: tuple[Answer, ...] = ()
 
 
 class Channel(StrEnum):
@@ -123,14 +143,54 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+
+class Person(Model):
+    name: str
+    email: str = Field(pattern=EMAIL_PATTERN)
+    position: str | None = None
+
+
+class WorkingHours(Model):
+    """When the department works, in its own time zone; deadlines count in this time (remind)."""
+
+    days: tuple[int, ...] = Field(default=(1, 2, 3, 4, 5), description="ISO weekdays: 1 Monday ... 7 Sunday")
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.days or any(d < 1 or d > 7 for d in self.days):
+            raise ValueError("days are ISO weekdays 1 (Monday) ... 7 (Sunday)")
+        if self.start >= self.end:
+            raise ValueError(f"working hours start {self.start} must be before end {self.end}")
+
+
 class Department(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     municipality: str | None = Field(default=None, description="None: the whole region")
+    region: str | None = Field(
+        default=None,
+        description="for a region-wide department (no municipality): the gazetteer region it serves, so a "
+        "ministry of one region does not get another region's incidents; None: everywhere",
+    )
     categories: tuple[str, ...] = ()
     webhook_url: HttpUrl | None = None
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, pattern=EMAIL_PATTERN)
+    phone: str | None = Field(default=None, description="for people; Otklik does not call")
+    supervisor: Person | None = Field(default=None, description="who hears of overdue incidents first (remind)")
     timezone: str = "Europe/Moscow"
+    working_hours: WorkingHours = WorkingHours()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow)") from exc
+        return value
 
     @property
     def channels(self) -> tuple[Channel, ...]:
@@ -143,21 +203,25 @@ class Department(Model):
 
 
 class RoutingRule(Model):
-    """(category, municipality, priority) -> departments. None matches anything; the most specific rule wins."""
+    """(category, municipality or region, priority) -> departments. None matches anything; the most specific
+    rule wins. A region (the municipality's gazetteer region) is less specific than a municipality."""
 
     category: str | None = None
     municipality: str | None = None
+    region: str | None = None
     priority: Priority | None = None
     departments: tuple[str, ...] = Field(min_length=1)
 
     @property
-    def specificity(self) -> int:
-        return sum(x is not None for x in (self.category, self.municipality, self.priority))
+    def specificity(self) -> float:
+        named = sum(x is not None for x in (self.category, self.municipality, self.priority))
+        return named + (0.5 if self.region is not None and self.municipality is None else 0.0)
 
-    def matches(self, category: str, municipality: str | None, priority: Priority) -> bool:
+    def matches(self, category: str, municipality: str | None, priority: Priority, region: str | None = None) -> bool:
         return (
             (self.category is None or self.category == category)
             and (self.municipality is None or self.municipality == municipality)
+            and (self.region is None or self.region == region)
             and (self.priority is None or self.priority == priority)
         )
 
@@ -169,6 +233,8 @@ class NotificationStatus(StrEnum):
 
 
 class Notification(Model):
+    """One message to one department on one channel; ``attempts`` and ``last_error`` say how it went."""
+
     id: str
     incident_id: str
     department_id: str

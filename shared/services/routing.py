@@ -3,16 +3,32 @@ specific match wins, the regional coordinator (``fallback``) takes the rest so n
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
 from shared.config import RoutingConfig
 from shared.domain.models import Department, Incident, RoutingRule
 
+log = logging.getLogger(__name__)
+
+
+def no_regions(municipality: str | None) -> str | None:
+    return None
+
 
 class RuleDirectory:
-    def __init__(self, config: RoutingConfig) -> None:
+    def __init__(self, config: RoutingConfig, region_of: Callable[[str | None], str | None] = no_regions) -> None:
         self.by_id = {d.id: d for d in config.departments}
         self.fallback = config.fallback
+        self.region_of = region_of
         implicit = [
-            RoutingRule(category=c, municipality=d.municipality, departments=(d.id,))
+            RoutingRule(
+                category=c,
+                municipality=d.municipality,
+                region=None if d.municipality else d.region,
+                departments=(d.id,),
+            )
             for d in config.departments
             for c in d.categories
         ]
@@ -23,7 +39,8 @@ class RuleDirectory:
 
     def departments_for(self, incident: Incident) -> list[Department]:
         c = incident.classification
-        matching = [r for r in self.rules if r.matches(c.category, c.municipality, c.priority)]
+        region = self.region_of(c.municipality)
+        matching = [r for r in self.rules if r.matches(c.category, c.municipality, c.priority, region)]
         if not matching:
             return [self.by_id[self.fallback]]
         best = max(r.specificity for r in matching)
@@ -32,3 +49,44 @@ class RuleDirectory:
             if rule.specificity == best:
                 ids.extend(d for d in rule.departments if d not in ids)
         return [self.by_id[i] for i in ids]
+
+
+class LiveDirectory:
+    """The directory as operators keep it in Firestore, re-read at most every ``ttl`` so an edit takes effect
+    within a minute without a read per message; the file shipped with the function until it is seeded."""
+
+    def __init__(
+        self,
+        load: Callable[[], RoutingConfig | None],
+        shipped: Callable[[], RoutingConfig],
+        ttl: timedelta,
+        clock: Callable[[], datetime],
+        region_of: Callable[[str | None], str | None] = no_regions,
+    ) -> None:
+        self.region_of = region_of
+        self.load = load
+        self.shipped = shipped
+        self.ttl = ttl
+        self.clock = clock
+        self._current: RuleDirectory | None = None
+        self._loaded_at: datetime | None = None
+
+    def _directory(self) -> RuleDirectory:
+        now = self.clock()
+        if self._current is None or self._loaded_at is None or now - self._loaded_at >= self.ttl:
+            config = self.load()
+            if config is None:
+                log.warning("no routing directory in Firestore (run `make seed`): using the shipped config file")
+                config = self.shipped()
+            self._current, self._loaded_at = RuleDirectory(config, self.region_of), now
+        return self._current
+
+    def departments_for(self, incident: Incident) -> list[Department]:
+        return self._directory().departments_for(incident)
+
+    def department(self, department_id: str) -> Department | None:
+        return self._directory().department(department_id)
+
+    @property
+    def fallback(self) -> str:
+        return self._directory().fallback

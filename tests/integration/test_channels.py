@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -23,10 +24,19 @@ from tests.builders import make_incident
 pytestmark = pytest.mark.integration
 
 
+SECRET = "shakhty-roads-signing-secret"
+
+
 @pytest.fixture
 def sink() -> Iterator[WebhookSink]:
-    with WebhookSink() as server:
+    # The sink checks signatures by the path's last part, as a department's receiver would with its own key.
+    with WebhookSink({"h": SECRET, "roads": SECRET}) as server:
         yield server  # type: ignore[misc]
+
+
+def webhook_sender(timeout: float = 5, attempts: int = 1, secret: str | None = SECRET) -> WebhookSender:
+    secrets = {"shakhty-roads": secret} if secret else {}
+    return WebhookSender(httpx.Client(timeout=timeout), True, secrets, attempts, backoff_seconds=0.01)
 
 
 @pytest.fixture
@@ -48,7 +58,7 @@ def delivery(url: str = "http://127.0.0.1:1/x", email: str | None = None) -> Del
 
 
 def test_webhook_posts_versioned_json_with_an_idempotency_key(sink: WebhookSink) -> None:
-    sender = WebhookSender(httpx.Client(timeout=5), allow_private=True)
+    sender = webhook_sender()
     d = delivery(f"{sink.url}/hooks/roads")
     sender.send(d)
     [received] = sink.received
@@ -60,12 +70,35 @@ def test_webhook_posts_versioned_json_with_an_idempotency_key(sink: WebhookSink)
     assert body["incident_id"] == d.incident.id and body["category_name"] == "Дороги"
     assert body["priority"] == "critical"
     assert body["post"]["text"] == d.incident.post.text
+    assert received.signature_valid, received.signature_error
+
+
+def test_webhook_is_signed_per_attempt_and_marked_urgent_when_dangerous(sink: WebhookSink) -> None:
+    d = delivery(f"{sink.url}/hooks/roads")
+    urgent = Delivery(d.department, d.incident, d.event_id, kind="new_incident", urgent=True, answer_url="https://a/x")
+    webhook_sender().send(urgent)
+    [received] = sink.received
+    assert received.signature_valid and received.headers["otklik-urgent"] == "1"
+    assert received.json["urgent"] is True and received.json["answer_url"] == "https://a/x"
+
+
+def test_a_department_without_a_signing_secret_gets_nothing_unsigned(sink: WebhookSink) -> None:
+    with pytest.raises(PermanentError, match="no webhook signing secret"):
+        webhook_sender(secret=None).send(delivery(f"{sink.url}/h"))
+    assert sink.received == []
+
+
+def test_a_blip_is_ridden_out_by_quick_retries_within_one_delivery(sink: WebhookSink) -> None:
+    sink.fail_next(2, 503)
+    webhook_sender(attempts=3).send(delivery(f"{sink.url}/h"))
+    assert [r.answered for r in sink.received] == [503, 503, 200]
+    assert all(r.signature_valid for r in sink.received)
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_webhook_server_errors_and_429_are_worth_retrying(sink: WebhookSink, status: int) -> None:
     sink.fail_next(1, status)
-    sender = WebhookSender(httpx.Client(timeout=5), allow_private=True)
+    sender = webhook_sender()
     with pytest.raises(TransientError):
         sender.send(delivery(f"{sink.url}/h"))
     sender.send(delivery(f"{sink.url}/h"))
@@ -76,12 +109,12 @@ def test_webhook_server_errors_and_429_are_worth_retrying(sink: WebhookSink, sta
 def test_webhook_client_errors_are_permanent(sink: WebhookSink, status: int) -> None:
     sink.fail_next(1, status)
     with pytest.raises(PermanentError, match=str(status)):
-        WebhookSender(httpx.Client(timeout=5), allow_private=True).send(delivery(f"{sink.url}/h"))
+        webhook_sender().send(delivery(f"{sink.url}/h"))
 
 
 def test_webhook_timeout_and_refused_connection_are_transient(sink: WebhookSink) -> None:
     sink.fail_next(1, 200, delay=1.5)
-    sender = WebhookSender(httpx.Client(timeout=0.5), allow_private=True)
+    sender = webhook_sender(timeout=0.5)
     with pytest.raises(TransientError, match="Timeout"):
         sender.send(delivery(f"{sink.url}/h"))
     with pytest.raises(TransientError, match="ConnectError"):
@@ -108,13 +141,16 @@ def settings_for(smtp: SmtpSink) -> Settings:
 
 
 def test_email_goes_out_in_russian_with_the_post_link_and_deadline(smtp: SmtpSink) -> None:
-    d = delivery(email="roads@shakhty.example")
+    d = replace(delivery(email="roads@shakhty.example"), urgent=True)
     SmtpSender(settings_for(smtp)).send(d)
     [message] = smtp.messages
     assert message["To"] == "roads@shakhty.example"
     assert message["Subject"].startswith("СРОЧНО: Обращение жителя: Дороги")
-    body = message.get_content()
-    assert d.incident.post.url in body and d.incident.post.text in body and d.incident.id in body
+    assert message.get_content_type() == "multipart/alternative" and message["X-Priority"] == "1"
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    for body in (text.get_content(), html.get_content()):
+        assert d.incident.post.url in body and d.incident.post.text in body and d.incident.id in body
     assert message["Message-ID"].strip() == f"<{d.event_id}@otklik>"
 
 
@@ -129,5 +165,5 @@ def test_refused_recipient_is_permanent_and_a_dead_server_transient(smtp: SmtpSi
 
 def test_webhook_body_matches_the_published_json_schema(sink: WebhookSink, repo_root: Path) -> None:
     schema = json.loads((repo_root / "docs" / "schemas" / "otklik.webhook.incident.v1.json").read_text())
-    WebhookSender(httpx.Client(timeout=5), allow_private=True).send(delivery(f"{sink.url}/h"))
+    webhook_sender().send(delivery(f"{sink.url}/h"))
     jsonschema.validate(sink.received[0].json, schema)

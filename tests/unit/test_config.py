@@ -62,10 +62,23 @@ def test_disabled_sources_are_not_fetched(tmp_path: Path) -> None:
         ("fallback: x\ndepartments:\n  - {id: a, name: A}\n", "fallback department 'x'"),
         (
             "fallback: a\ndepartments:\n  - {id: a, name: A}\nrules:\n  - {category: roads, departments: [b]}\n",
-            "rules[0] names unknown departments ['b']",
+            "line 5: rules.0.departments.0: unknown department 'b'",
         ),
         ("fallback: a\ndepartments:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", "appears twice"),
-        ("fallback: a\ndepartments:\n  - {id: a, name: A, email: not-an-address}\n", "departments.0.email (id a)"),
+        (
+            "fallback: a\ndepartments:\n  - {id: a, name: A, email: not-an-address}\n",
+            "line 3: departments.0.email (id a)",
+        ),
+        (
+            "fallback: a\ndepartments:\n  - {id: a, name: A}\nrules:\n  - {category: roads, departments: [a]}\n"
+            "  - {municipality: kirov, priority: urgent, departments: [a]}\n",
+            "line 6: rules.1.priority",
+        ),
+        (
+            "fallback: a\ndepartments:\n  - id: a\n    name: A\n    working_hours: {start: '18:00', end: '09:00'}\n",
+            "departments.0.working_hours",
+        ),
+        ("fallback: a\ndepartments:\n  - {id: a, name: A, timezone: Mars/Olympus}\n", "unknown time zone"),
         ("fallback: a\ndepartments:\n  - {id: a, name: A, webhook_url: 'ftp://x'}\n", "departments.0.webhook_url"),
         (
             "fallback: a\ndepartments:\n  - {id: a, name: A}\nrules:\n  - {category: roads, departments: []}\n",

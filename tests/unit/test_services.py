@@ -432,7 +432,10 @@ def test_route_sends_the_incident_to_the_department_owning_its_category_and_muni
     assert (routed.status_history[-1].status, routed.status_history[-1].actor) == (S.ROUTED, "route")
     assert sorted(rig.sent()) == [("shakhty-roads", Channel.EMAIL), ("shakhty-roads", Channel.WEBHOOK)]
     [delivery] = rig.webhook.sent
-    assert delivery.incident == routed
+    assert delivery.incident.id == routed.id and delivery.incident.department_ids == ("shakhty-roads",)
+    assert (delivery.kind, delivery.urgent) == ("new_incident", False)
+    assert routed.delivery == {"shakhty-roads/webhook": "sent", "shakhty-roads/email": "sent"}
+    assert not routed.undelivered
     assert delivery.event_id == notification_id_for(incident.id, "shakhty-roads", Channel.WEBHOOK, "new_incident")
     webhook_record = rig.notification(incident, SHAKHTY_ROADS, Channel.WEBHOOK)
     assert (webhook_record.status, webhook_record.sent_at, webhook_record.attempts) == (
@@ -466,6 +469,19 @@ def test_route_picks_the_most_specific_departments(
     rig.route(incident)
     assert set(rig.stored(incident).department_ids) == expected
     assert {dep for dep, _ in rig.sent()} == expected
+
+
+def test_a_region_wide_department_gets_only_its_own_regions_incidents() -> None:
+    ministry = Department(
+        id="kirov-health", name="Минздрав", region="kirov", categories=("healthcare",), email="m@x.ex"
+    )
+    config = routing(departments=(*ALL_DEPARTMENTS, ministry))
+    regions = {"slobodskoy": "kirov", "shakhty": "rostov"}
+    directory = RuleDirectory(config, regions.get)  # type: ignore[arg-type]
+    in_kirov = incident_about("healthcare", "slobodskoy")
+    in_rostov = incident_about("healthcare", "shakhty")
+    assert [d.id for d in directory.departments_for(in_kirov)] == ["kirov-health"]
+    assert [d.id for d in directory.departments_for(in_rostov)] == ["region-coordinator"]
 
 
 def test_a_rule_naming_more_fields_wins_over_the_departments_own_categories() -> None:
@@ -543,7 +559,61 @@ def test_a_permanent_failure_marks_the_notification_failed_without_raising() -> 
     failed = rig.notification(incident, SHAKHTY_ROADS, Channel.WEBHOOK)
     assert failed.status is NotificationStatus.FAILED
     assert failed.last_error == "HTTP 410 Gone"
-    assert rig.sent() == [("shakhty-roads", Channel.EMAIL)]
+    # The department got the e-mail; the coordinator hears once that its webhook is dead.
+    assert rig.sent() == [("shakhty-roads", Channel.EMAIL), ("region-coordinator", Channel.EMAIL)]
+    [notice] = [d for d in rig.email.sent if d.department.id == "region-coordinator"]
+    assert notice.kind == "delivery_failed.shakhty-roads.webhook" and notice.incident.id == incident.id
+    stored = rig.stored(incident)
+    assert stored.undelivered
+    assert stored.delivery == {"shakhty-roads/webhook": "failed", "shakhty-roads/email": "sent"}
+    assert [(e.kind, e.note) for e in stored.events] == [("delivery_failed", "shakhty-roads/webhook: HTTP 410 Gone")]
+
+
+def test_an_incident_is_undelivered_while_a_channel_is_retried_and_delivered_once_it_succeeds() -> None:
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty"))
+    rig.webhook.failures = 1
+    with pytest.raises(TransientError):
+        rig.route(incident)
+    pending = rig.stored(incident)
+    assert pending.undelivered and pending.delivery["shakhty-roads/webhook"] == "sending"
+
+    rig.route(incident)
+
+    done = rig.stored(incident)
+    assert not done.undelivered and set(done.delivery.values()) == {"sent"}
+
+
+def test_a_dangerous_incident_goes_out_urgent_on_every_channel_of_every_department() -> None:
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty", Priority.CRITICAL))
+    rig.route(incident)
+    deliveries = [*rig.webhook.sent, *rig.email.sent]
+    assert {(d.department.id, d.urgent) for d in deliveries} == {("shakhty-roads", True), ("shakhty-edds", True)}
+    assert sorted(rig.sent()) == [
+        ("shakhty-edds", Channel.WEBHOOK),
+        ("shakhty-roads", Channel.EMAIL),
+        ("shakhty-roads", Channel.WEBHOOK),
+    ]
+
+
+def test_a_rerouted_incident_is_a_new_notification_for_its_new_department_and_a_replay_sends_nothing() -> None:
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty"))
+    rig.route(incident)
+    # What ResponseService does on a correction: new departments, the next routing round.
+    rig.incidents.update(
+        incident.id, lambda i: i.model_copy(update={"department_ids": ("shakhty-edds",), "routing_round": 1})
+    )
+    rig.route(incident)
+    rig.route(incident)
+    assert sorted(rig.sent()) == [
+        ("shakhty-edds", Channel.WEBHOOK),
+        ("shakhty-roads", Channel.EMAIL),
+        ("shakhty-roads", Channel.WEBHOOK),
+    ]
+    [rerouted] = [d for d in rig.webhook.sent if d.department.id == "shakhty-edds"]
+    assert rerouted.kind == "rerouted.1"
 
 
 def test_a_channel_without_a_sender_is_marked_failed() -> None:

@@ -1,0 +1,271 @@
+"""The way back: what a department does with an incident routed to it — take it into work, answer the author
+(an interim answer with a promised date counts as the first reply), resolve it, or hand it on with a reason —
+and what the regional coordinator does when the classifier got it wrong: correct the category or municipality,
+which re-routes the incident and notifies the new department.
+
+Every action is checked against who acts: a department sees and acts on its own incidents only; the
+coordinator (the directory's fallback) on all. Re-routing bumps ``routing_round`` and publishes the incident
+for route again, which then sends the new department a ``rerouted.N`` notification exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from shared.contracts import IncidentClassifiedV1
+from shared.domain.lifecycle import record_event, transition
+from shared.domain.models import Answer, Incident, IncidentStatus
+from shared.ports import Clock, DepartmentDirectory, IncidentRepository, Publisher
+
+S = IncidentStatus
+
+
+class ActionError(Exception):
+    """An action refused; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+
+
+class AccessDenied(ActionError):
+    status = 403
+
+
+class NoSuchIncident(ActionError):
+    status = 404
+
+
+class ActionRefused(ActionError):
+    """Not possible in the incident's state (answering a closed incident, ...)."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class Actor:
+    department_id: str
+    coordinator: bool
+    via: str = "api"  # api, answer-page: recorded in the history
+
+    @property
+    def name(self) -> str:
+        return f"{self.department_id} ({self.via})"
+
+
+class ResponseService:
+    def __init__(
+        self,
+        incidents: IncidentRepository,
+        directory: DepartmentDirectory,
+        publisher: Publisher,
+        topic_incidents: str,
+        clock: Clock,
+    ) -> None:
+        self.incidents = incidents
+        self.directory = directory
+        self.publisher = publisher
+        self.topic_incidents = topic_incidents
+        self.clock = clock
+
+    def actor(self, department_id: str, via: str = "api") -> Actor:
+        if self.directory.department(department_id) is None:
+            raise AccessDenied(f"department {department_id!r} is not in the directory")
+        return Actor(department_id, department_id == self.directory.fallback, via)
+
+    def view(self, actor: Actor, incident_id: str) -> Incident:
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            raise NoSuchIncident(f"no incident {incident_id}")
+        if not actor.coordinator and actor.department_id not in incident.department_ids:
+            # The same answer as for a missing one would hide existence; a clerk is better served by the truth.
+            raise AccessDenied(f"incident {incident_id} is not routed to {actor.department_id}")
+        return incident
+
+    # --- department actions ---------------------------------------------------------------------------
+
+    def acknowledge(self, actor: Actor, incident_id: str) -> Incident:
+        self.view(actor, incident_id)
+
+        def change(i: Incident) -> Incident | None:
+            if i.status is not S.ROUTED:
+                return None  # already taken into work or answered: acknowledging again changes nothing
+            now = self.clock()
+            return transition(i, S.ACKNOWLEDGED, at=now, actor=actor.name, note="taken into work", acknowledged_at=now)
+
+        return self._update(incident_id, change)
+
+    def answer(
+        self,
+        actor: Actor,
+        incident_id: str,
+        text: str,
+        interim: bool = False,
+        promised_by: date | None = None,
+        request_key: str | None = None,
+    ) -> Incident:
+        text = text.strip()
+        if not text:
+            raise ActionError("the answer text is empty")
+        if interim and promised_by is None:
+            raise ActionError("an interim answer needs promised_by: the date the full answer will come")
+        self.view(actor, incident_id)
+
+        def change(i: Incident) -> Incident | None:
+            if request_key and any(a.request_key == request_key for a in i.answers):
+                return None  # the same request again (a double click, a client's retry)
+            if i.status not in (S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED):
+                raise ActionRefused(f"incident {i.id} is {i.status}: it cannot be answered")
+            now = self.clock()
+            answer = Answer(
+                text=text,
+                at=now,
+                department_id=actor.department_id,
+                interim=interim,
+                promised_by=promised_by,
+                request_key=request_key,
+            )
+            changes: dict[str, object] = {"answers": (*i.answers, answer)}
+            if i.first_reply_at is None:
+                changes["first_reply_at"] = now
+            note = f"interim answer, full answer promised by {promised_by}" if interim else "answer"
+            if i.status is S.ANSWERED:
+                return record_event(i, "answer", at=now, actor=actor.name, note=note, **changes)
+            return transition(i, S.ANSWERED, at=now, actor=actor.name, note=note, **changes)
+
+        return self._update(incident_id, change)
+
+    def resolve(
+        self, actor: Actor, incident_id: str, text: str | None = None, request_key: str | None = None
+    ) -> Incident:
+        """Close as solved. With ``text`` it is also the answer to the author (if none was given yet, it is the
+        first reply too)."""
+        if text and text.strip():
+            self.answer(actor, incident_id, text, request_key=request_key)
+        incident = self.view(actor, incident_id)
+        if incident.status is S.CLOSED:
+            return incident
+        if incident.status is not S.ANSWERED:
+            raise ActionRefused(f"incident {incident_id} has no answer yet: answer the author before resolving")
+
+        def change(i: Incident) -> Incident | None:
+            if i.status is S.CLOSED:
+                return None
+            now = self.clock()
+            return transition(i, S.CLOSED, at=now, actor=actor.name, note="resolved", resolved_at=now)
+
+        return self._update(incident_id, change)
+
+    def reassign(self, actor: Actor, incident_id: str, reason: str, to_department: str | None = None) -> Incident:
+        """ "Not ours": hand the incident to ``to_department`` (or back to the coordinator) with a reason."""
+        reason = reason.strip()
+        if not reason:
+            raise ActionError("say why the incident is not yours (reason)")
+        target = to_department or self.directory.fallback
+        if self.directory.department(target) is None:
+            raise ActionError(f"no department {target!r} in the directory")
+        self.view(actor, incident_id)
+        note = f"reassigned by {actor.department_id} to {target}: {reason}"
+
+        def departments(i: Incident) -> tuple[str, ...]:
+            return (target,)
+
+        return self._reroute(incident_id, actor, departments, note)
+
+    # --- coordinator actions --------------------------------------------------------------------------
+
+    def correct(
+        self,
+        actor: Actor,
+        incident_id: str,
+        category: str | None = None,
+        municipality: str | None = None,
+        reason: str = "",
+    ) -> Incident:
+        """Fix what the classifier decided; the incident goes to whoever owns the corrected one."""
+        if not actor.coordinator:
+            raise AccessDenied("only the regional coordinator corrects classifications")
+        if category is None and municipality is None:
+            raise ActionError("give a category or a municipality to correct")
+        incident = self.view(actor, incident_id)
+        c = incident.classification
+        corrected = c.model_copy(
+            update={
+                "category": category or c.category,
+                "municipality": municipality or c.municipality,
+                "evidence": (*c.evidence, f"operator: corrected by {actor.department_id}"),
+            }
+        )
+        changes = []
+        if corrected.category != c.category:
+            changes.append(f"category {c.category} -> {corrected.category}")
+        if corrected.municipality != c.municipality:
+            changes.append(f"municipality {c.municipality} -> {corrected.municipality}")
+        if not changes:
+            return incident
+        note = "corrected: " + ", ".join(changes) + (f" ({reason.strip()})" if reason.strip() else "")
+
+        def departments(i: Incident) -> tuple[str, ...]:
+            return tuple(d.id for d in self.directory.departments_for(i))
+
+        return self._reroute(incident_id, actor, departments, note, classification=corrected)
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    def _reroute(
+        self,
+        incident_id: str,
+        actor: Actor,
+        departments: Callable[[Incident], tuple[str, ...]],
+        note: str,
+        **changes: object,
+    ) -> Incident:
+        moved: list[bool] = []
+
+        def change(i: Incident) -> Incident | None:
+            if i.status in (S.CLOSED, S.IRRELEVANT, S.REJECTED):
+                raise ActionRefused(f"incident {i.id} is {i.status}: reopen it before re-routing")
+            now = self.clock()
+            candidate = Incident.model_validate({**dict(i), **changes}) if changes else i
+            targets = departments(candidate)
+            if set(targets) == set(i.department_ids):
+                moved.append(False)
+                return record_event(candidate, "corrected", at=now, actor=actor.name, note=note + "; same departments")
+            moved.append(True)
+            return transition(
+                candidate,
+                S.ROUTED,
+                at=now,
+                actor=actor.name,
+                note=note,
+                department_ids=targets,
+                routing_round=i.routing_round + 1,
+                # Undelivered until route confirms: if the publish below is lost, remind still sees it.
+                undelivered=True,
+                delivery={},
+                routed_at=now,
+            )
+
+        updated = self._update(incident_id, change)
+        if moved and moved[-1]:
+            c = updated.classification
+            self.publisher.publish(
+                self.topic_incidents,
+                [
+                    IncidentClassifiedV1(
+                        incident_id=updated.id,
+                        category=c.category,
+                        priority=c.priority,
+                        danger=c.danger,
+                        municipality=c.municipality,
+                        classified_at=self.clock(),
+                    )
+                ],
+            )
+        return updated
+
+    def _update(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> Incident:
+        updated = self.incidents.update(incident_id, change)
+        if updated is None:
+            raise NoSuchIncident(f"no incident {incident_id}")
+        return updated
