@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
     from shared.adapters.vk_callback import VkCallbackService
     from shared.answer_links import AnswerLinks
+    from shared.domain.deadlines import Deadlines
     from shared.entrypoints.department_api import DepartmentApi
     from shared.services.classify import ClassifyService
     from shared.services.inbox import InboxService
     from shared.services.ingest import IngestService, PostIntake
+    from shared.services.notify import Notifier
     from shared.services.remind import RemindService
     from shared.services.responses import ResponseService
     from shared.services.route import RouteService
@@ -102,17 +104,19 @@ def classify_service() -> ClassifyService:
 @cache
 def directory() -> LiveDirectory:
     from shared.adapters.firestore import FirestoreRouting
-    from shared.classifier.places import Gazetteer
+    from shared.classifier.places import municipality_regions
     from shared.services.routing import LiveDirectory
 
     s = settings()
-    gazetteer = Gazetteer.load()  # which region a municipality is in: region-wide departments serve their own
+    # Which region a municipality is in (region-wide departments serve their own), read from the gazetteers
+    # without the morphology: route, remind and department_api never load pymorphy3.
+    regions = municipality_regions()
     return LiveDirectory(
         FirestoreRouting(firestore_client()).load,
         lambda: s.routing,
         timedelta(seconds=s.directory_ttl_seconds),
         clock,
-        gazetteer.region_of,
+        lambda municipality: regions.get(municipality or ""),
     )
 
 
@@ -127,12 +131,20 @@ def answer_links() -> AnswerLinks | None:
 
 
 @cache
-def route_service() -> RouteService:
+def deadlines() -> Deadlines:
+    from shared.domain.deadlines import Deadlines
+
+    s = settings()
+    return Deadlines(s.deadline_policy, s.calendar)
+
+
+@cache
+def notifier() -> Notifier:
     from shared.adapters.email import mail_sender
-    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
+    from shared.adapters.firestore import FirestoreNotifications
     from shared.adapters.webhook import WebhookSender, parse_secrets
     from shared.ports import ChannelSender
-    from shared.services.route import DeadlinePolicy, RouteService
+    from shared.services.notify import Notifier
 
     s = settings()
     secrets = parse_secrets(s.webhook_secrets.get_secret_value() if s.webhook_secrets else None)
@@ -142,15 +154,21 @@ def route_service() -> RouteService:
     mail = mail_sender(s)
     if mail is not None:
         senders[Channel.EMAIL] = mail
+    return Notifier(FirestoreNotifications(firestore_client()), senders, clock, s.notification_lease_seconds)
+
+
+@cache
+def route_service() -> RouteService:
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.services.route import RouteService
+
     links = answer_links()
     return RouteService(
         FirestoreIncidents(firestore_client()),
         directory(),
-        FirestoreNotifications(firestore_client()),
-        senders,
-        DeadlinePolicy(s.reply_deadline_hours, s.critical_reply_deadline_hours),
+        notifier(),
+        deadlines(),
         clock,
-        s.notification_lease_seconds,
         links.url if links else (lambda incident_id, department_id: None),
     )
 
@@ -168,6 +186,7 @@ def response_service() -> ResponseService:
         PubSubPublisher(publisher_client(), s.project_id),
         s.topic_incidents,
         clock,
+        deadlines(),
     )
 
 
@@ -247,9 +266,20 @@ def inbox_service() -> InboxService:
 @cache
 def remind_service() -> RemindService:
     from shared.adapters.firestore import FirestoreIncidents
+    from shared.adapters.pubsub import PubSubPublisher
     from shared.services.remind import RemindService
 
-    return RemindService(FirestoreIncidents(firestore_client()), settings().remind_batch_size)
+    s = settings()
+    return RemindService(
+        FirestoreIncidents(firestore_client()),
+        directory(),
+        notifier(),
+        deadlines(),
+        PubSubPublisher(publisher_client(), s.project_id),
+        s.topic_incidents,
+        s.remind_batch_size,
+        timedelta(seconds=s.undelivered_after_seconds),
+    )
 
 
 def reset() -> None:
@@ -263,6 +293,8 @@ def reset() -> None:
         classify_service,
         directory,
         answer_links,
+        deadlines,
+        notifier,
         route_service,
         response_service,
         department_api,
@@ -325,6 +357,9 @@ def run_remind(body: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "now": report.now.isoformat(),
         "checked": report.checked,
+        "steps": report.steps,
         "flagged": report.flagged,
+        "waiting": report.waiting,
+        "redelivered": report.redelivered,
         "more_pending": report.more_pending,
     }

@@ -7,6 +7,7 @@ production they come from Secret Manager as secret environment variables.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -15,8 +16,10 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.deadlines import DeadlinePolicy
 from shared.domain.errors import ConfigError
 from shared.domain.models import Department, RoutingRule
+from shared.domain.worktime import ProductionCalendar
 from shared.source_config import SOURCE_KINDS, SourceConfig, SourcesFile
 
 # Beside the deployed function (build/functions/<name>/config) and at the repo root in development.
@@ -88,12 +91,11 @@ class Settings(BaseSettings):
         default=None, description="key that signs answer links in e-mails (secret)"
     )
     answer_link_days: int = Field(default=14, gt=0, description="how long an answer link in an e-mail works")
-    reply_deadline_hours: float = Field(default=24.0, gt=0, description="first-reply deadline after routing")
-    critical_reply_deadline_hours: float = Field(
-        default=4.0, gt=0, description="first-reply deadline of critical (dangerous) incidents"
-    )
     directory_ttl_seconds: float = Field(
         default=60.0, gt=0, description="how long route keeps the department directory before re-reading Firestore"
+    )
+    undelivered_after_seconds: float = Field(
+        default=1800.0, gt=0, description="remind hands an incident still undelivered this long back to route"
     )
     remind_batch_size: int = Field(default=200, gt=0, description="incidents remind handles per run")
     notification_lease_seconds: float = Field(
@@ -122,6 +124,20 @@ class Settings(BaseSettings):
     @cached_property
     def routing(self) -> RoutingConfig:
         return load_routing(self.config_dir / "departments.yaml")
+
+    @cached_property
+    def deadline_policy(self) -> DeadlinePolicy:
+        return load_deadlines(self._config_file("deadlines.yaml"))
+
+    @cached_property
+    def calendar(self) -> ProductionCalendar:
+        return load_calendar(self._config_file("calendar.yaml"))
+
+    def _config_file(self, name: str) -> Path:
+        """From OTKLIK_CONFIG_DIR if it has one, else the shipped default (the calendar is the country's, the
+        deadlines a sensible practice: a config folder need not copy them)."""
+        own = self.config_dir / name
+        return own if own.exists() else _DEFAULT_CONFIG_DIR / name
 
 
 class _ConfigModel(BaseModel):
@@ -251,3 +267,53 @@ def load_routing(path: Path) -> RoutingConfig:
     if problems:
         raise file.explain(problems)
     return routing
+
+
+def load_deadlines(path: Path) -> DeadlinePolicy:
+    """The deadline policy of ``path``, or ConfigError naming the file and the line."""
+    file = _YamlFile(path)
+    try:
+        return DeadlinePolicy.model_validate(file.data)
+    except ValidationError as exc:
+        raise file.explain_validation(exc) from exc
+
+
+class _CalendarYear(_ConfigModel):
+    source: str
+    holidays: tuple[date, ...] = ()
+    working_weekends: tuple[date, ...] = ()
+    shortened: tuple[date, ...] = ()
+
+
+class _CalendarFile(_ConfigModel):
+    country: str
+    years: dict[int, _CalendarYear]
+
+
+def load_calendar(path: Path) -> ProductionCalendar:
+    """The production calendar of ``path``: each listed date must lie in its year, holidays on weekdays and
+    working weekends on weekends, or ConfigError says which."""
+    file = _YamlFile(path)
+    try:
+        parsed = _CalendarFile.model_validate(file.data)
+    except ValidationError as exc:
+        raise file.explain_validation(exc) from exc
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for year, entry in parsed.years.items():
+        for kind in ("holidays", "working_weekends", "shortened"):
+            for i, day in enumerate(getattr(entry, kind)):
+                weekend = day.isoweekday() >= 6
+                if day.year != year:
+                    problems.append((("years", year, kind, i), f"{day} is not in {year}"))
+                elif kind == "holidays" and weekend:
+                    problems.append((("years", year, kind, i), f"{day} is a weekend day: list weekdays only"))
+                elif kind == "working_weekends" and not weekend:
+                    problems.append((("years", year, kind, i), f"{day} is not a Saturday or Sunday"))
+    if problems:
+        raise file.explain(problems)
+    return ProductionCalendar(
+        holidays=frozenset(d for e in parsed.years.values() for d in e.holidays),
+        working_weekends=frozenset(d for e in parsed.years.values() for d in e.working_weekends),
+        shortened=frozenset(d for e in parsed.years.values() for d in e.shortened),
+        years=frozenset(parsed.years),
+    )

@@ -26,9 +26,11 @@ class IncidentRepository(Protocol):
         """Atomically read, apply ``change`` and write. ``change`` returns None to leave the incident as is.
         Returns the incident as stored afterwards, or None if there is no such incident."""
 
-    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
-        """Open incidents whose first-reply deadline has passed and that are not yet flagged overdue,
-        oldest deadline first."""
+    def due_for_check(self, now: datetime, limit: int) -> list[Incident]:
+        """Incidents whose ``next_check_at`` has come, earliest first."""
+
+    def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
+        """Incidents still undelivered that were routed at or before ``before``, oldest first."""
 
 
 class CursorStore(Protocol):

@@ -10,7 +10,6 @@ from typing import Any
 
 from shared.contracts import Contract
 from shared.domain.errors import TransientError
-from shared.domain.lifecycle import OPEN_FOR_REPLY
 from shared.domain.models import Incident, Notification, NotificationStatus
 from shared.ports import Claim, ClaimState, Delivery, FetchResult, QuarantinedMessage
 
@@ -41,13 +40,13 @@ class MemoryIncidents:
             self.items[incident_id] = changed
             return changed
 
-    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
-        due = [
-            i
-            for i in self.items.values()
-            if i.status in OPEN_FOR_REPLY and not i.overdue and i.reply_due_at is not None and i.reply_due_at <= now
-        ]
-        return sorted(due, key=lambda i: i.reply_due_at or now)[:limit]
+    def due_for_check(self, now: datetime, limit: int) -> list[Incident]:
+        due = [i for i in self.items.values() if i.next_check_at is not None and i.next_check_at <= now]
+        return sorted(due, key=lambda i: i.next_check_at or now)[:limit]
+
+    def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
+        stuck = [i for i in self.items.values() if i.undelivered and i.routed_at is not None and i.routed_at <= before]
+        return sorted(stuck, key=lambda i: i.routed_at or before)[:limit]
 
 
 class MemoryCursors:

@@ -2,26 +2,24 @@
 # The database itself is created once with gcloud (README.md); these act on local.firestore_database, the one
 # the functions use (settings.firestore_database, "(default)" when unset).
 
-# FirestoreIncidents.due_for_reply (shared/adapters/firestore.py), the query of remind:
-#   status IN [new, routed, acknowledged] AND overdue == false AND reply_due_at <= now ORDER BY reply_due_at
-# The equality and IN fields come first, then the range field with the order of the order_by. Firestore adds
-# __name__ as the last field itself.
-resource "google_firestore_index" "incidents_due_for_reply" {
+# The queries of remind (shared/adapters/firestore.py, FirestoreIncidents):
+#   due_for_check:     next_check_at <= now ORDER BY next_check_at — one field: Firestore's automatic
+#                      single-field index serves it, no composite index;
+#   undelivered_since: undelivered == true AND routed_at <= t ORDER BY routed_at — this composite index.
+# The equality field comes first, then the range field with the order of the order_by. Firestore adds
+# __name__ as the last field itself. tests/unit/test_terraform.py keeps the two in step.
+resource "google_firestore_index" "incidents_undelivered" {
   project     = var.project_id
   database    = local.firestore_database
   collection  = "incidents"
   query_scope = "COLLECTION"
 
   fields {
-    field_path = "status"
+    field_path = "undelivered"
     order      = "ASCENDING"
   }
   fields {
-    field_path = "overdue"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "reply_due_at"
+    field_path = "routed_at"
     order      = "ASCENDING"
   }
 

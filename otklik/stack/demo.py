@@ -4,7 +4,7 @@
 2. VK's Callback API pushes a brand-new post (twice: VK repeats events) and a comment, and a city portal posts
    to the inbox;
 3. ingest runs again: the pushed post is on the wall now too, and is not published a second time;
-4. remind runs now and with the clock 25 hours ahead.
+4. remind runs now, and with the clock a week ahead (nobody answered): reminders, overdue flags, escalations.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
         second = stack.fire_ingest()
         stack.wait_until_settled(first["published"] + len(push.expected) + second["published"])
         overdue_now = len(stack.fire_remind()["flagged"])
-        overdue_next_day = len(stack.fire_remind(utcnow() + timedelta(hours=25))["flagged"])
+        week_later = stack.fire_remind(utcnow() + timedelta(days=7))
+        stack.bridge.wait_idle(quiet=0.5, timeout=30)
         db = stack.firestore()
         incidents = collect_incidents(db)
         complaints = [i for i in incidents if i["status"] != "irrelevant"]
@@ -111,7 +112,8 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
             quarantined=Counter(q["stage"] for q in quarantine),
             dead_lettered=sum(stack.bridge.stats.dead_lettered.values()),
             overdue_now=overdue_now,
-            overdue_next_day=overdue_next_day,
+            overdue_week_later=len(week_later["flagged"]),
+            escalation_steps=Counter(step.rsplit(" ", 1)[1] for step in week_later["steps"]),
         )
         assert count(db, "incidents") == summary.incidents
     summary.seconds = time.monotonic() - began

@@ -36,7 +36,8 @@ class RunSummary:
     quarantined: Counter[str]  # by stage
     dead_lettered: int
     overdue_now: int
-    overdue_next_day: int
+    overdue_week_later: int
+    escalation_steps: Counter[str]
     seconds: float = 0.0
 
     @property
@@ -86,7 +87,8 @@ class RunSummary:
             f"  webhook sink received        {self.webhooks_received:>4}",
             f"  SMTP sink received           {self.emails_received:>4}",
             f"Overdue now:                  {self.overdue_now:>4}",
-            f"Overdue the next day (remind run with the clock 25 h ahead): {self.overdue_next_day}",
+            f"A week later, nobody answered (remind with the clock 7 days ahead): {self.overdue_week_later} overdue",
+            "  steps: " + (", ".join(f"{k} {v}" for k, v in sorted(self.escalation_steps.items())) or "none"),
             "Quarantined (kept with the reason): "
             + (", ".join(f"{stage} {n}" for stage, n in sorted(self.quarantined.items())) or "none"),
             f"Dead-lettered:                {self.dead_lettered:>4}",

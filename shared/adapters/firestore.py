@@ -26,7 +26,6 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.config import RoutingConfig
 from shared.domain.errors import TransientError
-from shared.domain.lifecycle import OPEN_FOR_REPLY
 from shared.domain.models import Department, Incident, Notification, NotificationStatus
 from shared.ports import Claim, ClaimState, QuarantinedMessage
 
@@ -102,13 +101,20 @@ class FirestoreIncidents:
         result: Incident | None = apply(self.client.transaction())
         return result
 
-    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
-        # Composite index: (status, overdue, reply_due_at), declared in infra/terraform.
+    def due_for_check(self, now: datetime, limit: int) -> list[Incident]:
+        # One field, so Firestore's automatic single-field index serves it; an incident with nothing pending has
+        # next_check_at null, which a range filter never matches.
         query = (
-            self.collection.where(filter=FieldFilter("status", "in", [s.value for s in OPEN_FOR_REPLY]))
-            .where(filter=FieldFilter("overdue", "==", False))
-            .where(filter=FieldFilter("reply_due_at", "<=", now))
-            .order_by("reply_due_at")
+            self.collection.where(filter=FieldFilter("next_check_at", "<=", now)).order_by("next_check_at").limit(limit)
+        )
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
+    def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
+        # Composite index (undelivered, routed_at), declared in infra/terraform/firestore.tf.
+        query = (
+            self.collection.where(filter=FieldFilter("undelivered", "==", True))
+            .where(filter=FieldFilter("routed_at", "<=", before))
+            .order_by("routed_at")
             .limit(limit)
         )
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]

@@ -128,6 +128,10 @@ class Incident(Model):
     reply_due_at: UtcDatetime | None = None
     overdue: bool = False
     overdue_at: UtcDatetime | None = None
+    resolve_due_at: UtcDatetime | None = Field(default=None, description="the resolution clock's deadline")
+    reply_level: int = Field(default=0, description="escalation steps taken on the first-reply clock")
+    resolve_level: int = Field(default=0, description="escalation steps taken on the resolution clock")
+    next_check_at: UtcDatetime | None = Field(default=None, description="when remind looks at it next")
     routing_round: int = Field(default=0, description="0 when first routed, +1 on every re-routing")
     # "<department>/<channel>" -> sent, sending (retrying) or failed: a clerk sees at once who never got it.
     delivery: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.contracts import IncidentClassifiedV1
+from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Incident, IncidentStatus
 from shared.ports import Clock, DepartmentDirectory, IncidentRepository, Publisher
@@ -61,7 +62,9 @@ class ResponseService:
         publisher: Publisher,
         topic_incidents: str,
         clock: Clock,
+        deadlines: Deadlines,
     ) -> None:
+        self.deadlines = deadlines
         self.incidents = incidents
         self.directory = directory
         self.publisher = publisher
@@ -128,10 +131,14 @@ class ResponseService:
             changes: dict[str, object] = {"answers": (*i.answers, answer)}
             if i.first_reply_at is None:
                 changes["first_reply_at"] = now
+            if interim:
+                # The full answer is now due within the interim grant (or by the promised date, if sooner).
+                changes["resolve_due_at"] = self.deadlines.interim_resolution(now, promised_by)
+                changes["resolve_level"] = 0
             note = f"interim answer, full answer promised by {promised_by}" if interim else "answer"
             if i.status is S.ANSWERED:
-                return record_event(i, "answer", at=now, actor=actor.name, note=note, **changes)
-            return transition(i, S.ANSWERED, at=now, actor=actor.name, note=note, **changes)
+                return self._scheduled(record_event(i, "answer", at=now, actor=actor.name, note=note, **changes))
+            return self._scheduled(transition(i, S.ANSWERED, at=now, actor=actor.name, note=note, **changes))
 
         return self._update(incident_id, change)
 
@@ -152,7 +159,8 @@ class ResponseService:
             if i.status is S.CLOSED:
                 return None
             now = self.clock()
-            return transition(i, S.CLOSED, at=now, actor=actor.name, note="resolved", resolved_at=now)
+            closed = transition(i, S.CLOSED, at=now, actor=actor.name, note="resolved", resolved_at=now)
+            return self._scheduled(closed)
 
         return self._update(incident_id, change)
 
@@ -232,7 +240,7 @@ class ResponseService:
                 moved.append(False)
                 return record_event(candidate, "corrected", at=now, actor=actor.name, note=note + "; same departments")
             moved.append(True)
-            return transition(
+            rerouted = transition(
                 candidate,
                 S.ROUTED,
                 at=now,
@@ -245,6 +253,8 @@ class ResponseService:
                 delivery={},
                 routed_at=now,
             )
+            # The author's clocks keep running: the new department inherits the deadlines, not a fresh start.
+            return self._scheduled(rerouted)
 
         updated = self._update(incident_id, change)
         if moved and moved[-1]:
@@ -263,6 +273,10 @@ class ResponseService:
                 ],
             )
         return updated
+
+    def _scheduled(self, incident: Incident) -> Incident:
+        departments = [d for d in map(self.directory.department, incident.department_ids) if d is not None]
+        return incident.model_copy(update=schedule(self.deadlines, incident, departments))
 
     def _update(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> Incident:
         updated = self.incidents.update(incident_id, change)

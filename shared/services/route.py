@@ -3,34 +3,27 @@ each of its channels exactly once (per notification record), however often the m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from shared.contracts import IncidentClassifiedV1
+from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.errors import PermanentError, TransientError
-from shared.domain.ids import notification_id_for
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import (
-    Channel,
     Department,
     Incident,
     IncidentStatus,
-    Notification,
     NotificationStatus,
     Priority,
 )
 from shared.ports import (
-    ChannelSender,
-    ClaimState,
     Clock,
     Delivery,
     DepartmentDirectory,
     IncidentRepository,
-    NotificationLog,
 )
+from shared.services.notify import Notifier, Outcome
 
 log = logging.getLogger(__name__)
 ACTOR = "route"
@@ -39,35 +32,21 @@ REROUTED = "rerouted"
 DELIVERY_FAILED = "delivery_failed"
 
 
-@dataclass(frozen=True)
-class DeadlinePolicy:
-    reply_hours: float
-    critical_reply_hours: float
-
-    def reply_due(self, routed_at: datetime, priority: Priority) -> datetime:
-        hours = self.critical_reply_hours if priority is Priority.CRITICAL else self.reply_hours
-        return routed_at + timedelta(hours=hours)
-
-
 class RouteService:
     def __init__(
         self,
         incidents: IncidentRepository,
         directory: DepartmentDirectory,
-        notifications: NotificationLog,
-        senders: dict[Channel, ChannelSender],
-        deadlines: DeadlinePolicy,
+        notifier: Notifier,
+        deadlines: Deadlines,
         clock: Clock,
-        lease_seconds: float,
         answer_url: Callable[[str, str], str | None] = lambda incident_id, department_id: None,
     ) -> None:
         self.incidents = incidents
         self.directory = directory
-        self.notifications = notifications
-        self.senders = senders
+        self.notifier = notifier
         self.deadlines = deadlines
         self.clock = clock
-        self.lease_seconds = lease_seconds
         self.answer_url = answer_url
 
     def handle(self, message: IncidentClassifiedV1) -> str:
@@ -87,7 +66,7 @@ class RouteService:
             return None  # routed by an earlier delivery of this message: keep its time and deadline
         now = self.clock()
         names = ", ".join(d.id for d in departments)
-        return transition(
+        routed = transition(
             incident,
             IncidentStatus.ROUTED,
             at=now,
@@ -95,8 +74,9 @@ class RouteService:
             note=f"to {names}",
             department_ids=tuple(d.id for d in departments),
             routed_at=now,
-            reply_due_at=self.deadlines.reply_due(now, incident.classification.priority),
+            **self.deadlines.on_routing(incident, departments, now),
         )
+        return routed.model_copy(update=schedule(self.deadlines, routed, departments))
 
     def _notify_all(self, incident: Incident) -> str:
         # The stored routing decides who hears about it: a redelivery after a config change still finishes
@@ -119,54 +99,13 @@ class RouteService:
             answer_url = self.answer_url(incident.id, dep_id)
             for channel in department.channels:
                 delivery = Delivery(department, incident, "", kind, urgent, answer_url)
-                outcomes[f"{dep_id}/{channel}"] = self._notify(delivery, channel)
+                outcomes[f"{dep_id}/{channel}"] = self.notifier.send(delivery, channel)
         self._record_delivery(incident, outcomes)
         retry = [f"{key}: {o.error}" for key, o in outcomes.items() if o.status is NotificationStatus.SENDING]
         if retry:
             # Everything else was sent and is recorded; the redelivery only finishes these.
             raise TransientError("; ".join(retry))
         return f"incident {incident.id} -> " + ", ".join(f"{k} {o.status}" for k, o in outcomes.items())
-
-    def _notify(self, delivery: Delivery, channel: Channel) -> Outcome:
-        department, incident = delivery.department, delivery.incident
-        now = self.clock()
-        nid = notification_id_for(incident.id, department.id, channel, delivery.kind)
-        fresh = Notification(
-            id=nid,
-            incident_id=incident.id,
-            department_id=department.id,
-            channel=channel,
-            kind=delivery.kind,
-            status=NotificationStatus.SENDING,
-        )
-        claim = self.notifications.claim(fresh, self.lease_seconds, now)
-        if claim.state is ClaimState.DONE:
-            return Outcome(claim.notification.status, claim.notification.last_error)
-        if claim.state is ClaimState.BUSY:
-            # Another delivery of this message is sending it; come back to confirm it was sent.
-            return Outcome(NotificationStatus.SENDING, f"{nid} is being sent by another worker")
-        claimed = claim.notification
-        sender = self.senders.get(channel)
-        if sender is None:
-            return self._save(claimed, NotificationStatus.FAILED, f"no sender configured for {channel}")
-        try:
-            sender.send(dataclasses.replace(delivery, event_id=nid))
-        except PermanentError as exc:
-            log.error("notification %s failed for good: %s", nid, exc)
-            return self._save(claimed, NotificationStatus.FAILED, str(exc))
-        except Exception as exc:
-            log.warning("notification %s failed, will retry: %s", nid, exc)
-            return self._save(claimed, NotificationStatus.SENDING, f"{type(exc).__name__}: {exc}", release=True)
-        return self._save(claimed, NotificationStatus.SENT, None)
-
-    def _save(self, n: Notification, status: NotificationStatus, error: str | None, release: bool = False) -> Outcome:
-        update: dict[str, object] = {"status": status, "last_error": error}
-        if status is NotificationStatus.SENT:
-            update["sent_at"] = self.clock()
-        if release:
-            update["claimed_at"] = None  # let the redelivery try at once
-        self.notifications.save(n.model_copy(update=update))
-        return Outcome(status, error)
 
     def _record_delivery(self, incident: Incident, outcomes: dict[str, Outcome]) -> None:
         """Write each channel's state on the incident, so "undelivered" is visible to clerks and to remind, and
@@ -199,13 +138,7 @@ class RouteService:
                 continue  # the coordinator's own channel failed: the other one, if any, still tells them
             kind = f"{DELIVERY_FAILED}.{key.replace('/', '.')}"
             for channel in coordinator.channels:
-                self._notify(Delivery(coordinator, incident, "", kind, True, None), channel)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: NotificationStatus
-    error: str | None
+                self.notifier.send(Delivery(coordinator, incident, "", kind, True, None), channel)
 
 
 def notification_kind(routing_round: int) -> str:

@@ -63,20 +63,26 @@ def test_update_applies_the_change_atomically_and_none_leaves_it(db: firestore.C
     assert incidents.update("missing", lambda i: i) is None
 
 
-def test_due_for_reply_finds_open_unflagged_incidents_past_deadline_oldest_first(
-    db: firestore.Client,
-) -> None:
+def test_due_for_check_finds_incidents_whose_next_check_has_come_earliest_first(db: firestore.Client) -> None:
     incidents = FirestoreIncidents(db)
-    due_late = make_incident("1", IncidentStatus.ROUTED, reply_due_at=T0 - timedelta(hours=2))
-    due_early = make_incident("2", IncidentStatus.ACKNOWLEDGED, reply_due_at=T0 - timedelta(hours=5))
-    not_yet = make_incident("3", IncidentStatus.ROUTED, reply_due_at=T0 + timedelta(hours=1))
-    answered = make_incident("4", IncidentStatus.ANSWERED, reply_due_at=T0 - timedelta(hours=9))
-    flagged = make_incident("5", IncidentStatus.ROUTED, reply_due_at=T0 - timedelta(hours=9), overdue=True)
-    for i in (due_late, due_early, not_yet, answered, flagged):
+    late = make_incident("1", IncidentStatus.ROUTED, next_check_at=T0 - timedelta(hours=2))
+    early = make_incident("2", IncidentStatus.ACKNOWLEDGED, next_check_at=T0 - timedelta(hours=5))
+    not_yet = make_incident("3", IncidentStatus.ROUTED, next_check_at=T0 + timedelta(hours=1))
+    nothing_pending = make_incident("4", IncidentStatus.CLOSED, next_check_at=None)
+    for i in (late, early, not_yet, nothing_pending):
         incidents.create(i)
-    found = incidents.due_for_reply(T0, limit=10)
-    assert [i.id for i in found] == [due_early.id, due_late.id]
-    assert [i.id for i in incidents.due_for_reply(T0, limit=1)] == [due_early.id]
+    assert [i.id for i in incidents.due_for_check(T0, limit=10)] == [early.id, late.id]
+    assert [i.id for i in incidents.due_for_check(T0, limit=1)] == [early.id]
+
+
+def test_undelivered_since_finds_undelivered_incidents_routed_long_enough_ago(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    stuck = make_incident("1", IncidentStatus.ROUTED, undelivered=True, routed_at=T0 - timedelta(hours=1))
+    fresh = make_incident("2", IncidentStatus.ROUTED, undelivered=True, routed_at=T0 + timedelta(minutes=5))
+    delivered = make_incident("3", IncidentStatus.ROUTED, undelivered=False, routed_at=T0 - timedelta(hours=2))
+    for i in (stuck, fresh, delivered):
+        incidents.create(i)
+    assert [i.id for i in incidents.undelivered_since(T0, limit=10)] == [stuck.id]
 
 
 def test_cursor_round_trip(db: firestore.Client) -> None:

@@ -101,9 +101,9 @@ def test_a_missing_file_says_which_variable_to_set(tmp_path: Path) -> None:
 def test_settings_read_the_environment_and_hide_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "kirov-prod")
     monkeypatch.setenv("OTKLIK_VK_TOKEN", "vk1.a.secret-value")
-    monkeypatch.setenv("OTKLIK_REPLY_DEADLINE_HOURS", "12")
+    monkeypatch.setenv("OTKLIK_REMIND_BATCH_SIZE", "12")
     settings = Settings()
-    assert settings.project_id == "kirov-prod" and settings.reply_deadline_hours == 12
+    assert settings.project_id == "kirov-prod" and settings.remind_batch_size == 12
     assert "secret-value" not in repr(settings) and "secret-value" not in str(settings.model_dump())
     monkeypatch.setenv("OTKLIK_PROJECT_ID", "explicit")
     assert Settings().project_id == "explicit"

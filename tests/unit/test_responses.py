@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
-from shared.config import RoutingConfig
+from shared.config import RoutingConfig, load_calendar, load_deadlines
 from shared.contracts import IncidentClassifiedV1
+from shared.domain.deadlines import Deadlines
 from shared.domain.models import Department, Incident, IncidentStatus, RoutingRule
 from shared.services.responses import AccessDenied, ActionError, ActionRefused, ResponseService
 from shared.services.routing import RuleDirectory
@@ -20,6 +22,10 @@ ROADS = Department(id="roads", name="Дороги", municipality="shakhty", cate
 PARKS = Department(
     id="parks", name="Благоустройство", municipality="shakhty", categories=("landscaping",), email="p@x.example"
 )
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_DEADLINES = Deadlines(
+    load_deadlines(ROOT / "config" / "deadlines.yaml"), load_calendar(ROOT / "config" / "calendar.yaml")
+)
 CONFIG = RoutingConfig(departments=(COORDINATOR, ROADS, PARKS), rules=(), fallback="coordinator")
 
 
@@ -27,7 +33,9 @@ class Rig:
     def __init__(self) -> None:
         self.incidents = MemoryIncidents()
         self.publisher = MemoryPublisher()
-        self.service = ResponseService(self.incidents, RuleDirectory(CONFIG), self.publisher, "incidents", lambda: T0)
+        self.service = ResponseService(
+            self.incidents, RuleDirectory(CONFIG), self.publisher, "incidents", lambda: T0, SHIPPED_DEADLINES
+        )
         self.incident = make_incident("1", S.ROUTED, category="roads", department_ids=("roads",), routed_at=T0)
         self.incidents.create(self.incident)
 
@@ -80,8 +88,12 @@ def test_an_interim_answer_needs_a_promised_date_and_counts_as_the_first_reply()
     roads = rig.service.actor("roads")
     with pytest.raises(ActionError, match="promised_by"):
         rig.service.answer(roads, rig.incident.id, "Разбираемся", interim=True)
-    interim = rig.service.answer(roads, rig.incident.id, "Разбираемся", interim=True, promised_by=date(2026, 12, 1))
+    interim = rig.service.answer(roads, rig.incident.id, "Разбираемся", interim=True, promised_by=date(2099, 12, 1))
     assert interim.status is S.ANSWERED and interim.first_reply_at == T0
+    # The interim answer grants 7 days for the full one (a promised date later than that does not extend it),
+    # and remind now watches the resolution clock.
+    assert interim.resolve_due_at == T0 + timedelta(days=7)
+    assert interim.next_check_at == interim.resolve_due_at - timedelta(hours=2)
     final = rig.service.answer(roads, rig.incident.id, "Отремонтировано")
     assert [a.interim for a in final.answers] == [True, False]
     assert final.events[-1].kind == "answer"
@@ -93,7 +105,7 @@ def test_resolve_needs_an_answer_and_closes_the_incident() -> None:
     with pytest.raises(ActionRefused, match="no answer"):
         rig.service.resolve(roads, rig.incident.id)
     closed = rig.service.resolve(roads, rig.incident.id, "Яма засыпана, спасибо за сигнал.")
-    assert closed.status is S.CLOSED and closed.resolved_at == T0
+    assert closed.status is S.CLOSED and closed.resolved_at == T0 and closed.next_check_at is None
     assert [h.status for h in closed.status_history][-2:] == [S.ANSWERED, S.CLOSED]
     with pytest.raises(ActionRefused):
         rig.service.answer(roads, rig.incident.id, "ещё")

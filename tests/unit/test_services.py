@@ -10,9 +10,9 @@ import pytest
 
 from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1, PostFetchedV1
+from shared.domain.deadlines import ClockRule, DeadlinePolicy, Deadlines
 from shared.domain.errors import PermanentError, TransientError
 from shared.domain.ids import notification_id_for
-from shared.domain.lifecycle import transition
 from shared.domain.models import (
     Channel,
     Classification,
@@ -25,11 +25,12 @@ from shared.domain.models import (
     Priority,
     RoutingRule,
 )
+from shared.domain.worktime import Duration, ProductionCalendar
 from shared.ports import ChannelSender, FetchResult, Rejected
 from shared.services.classify import ClassifyService, to_message
 from shared.services.ingest import IngestService, PostIntake, WatchedSource
-from shared.services.remind import RemindService
-from shared.services.route import DeadlinePolicy, RouteService
+from shared.services.notify import Notifier
+from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from tests.builders import T0, make_incident, make_post
 from tests.fakes import (
@@ -50,6 +51,21 @@ INCIDENTS_TOPIC = "otklik-incidents"
 REPLY_HOURS = 24.0
 CRITICAL_REPLY_HOURS = 4.0
 LEASE_SECONDS = 60.0
+
+
+def clock_hours_deadlines() -> Deadlines:
+    """Around-the-clock deadlines: what these tests check is routing, not the working calendar (test_remind)."""
+    policy = DeadlinePolicy(
+        rules=(
+            ClockRule(
+                priority=Priority.CRITICAL,
+                first_reply=Duration(clock_hours=CRITICAL_REPLY_HOURS),
+                resolution=Duration(clock_hours=48),
+            ),
+            ClockRule(first_reply=Duration(clock_hours=REPLY_HOURS), resolution=Duration(clock_hours=240)),
+        )
+    )
+    return Deadlines(policy, ProductionCalendar())
 
 
 class Clock:
@@ -390,11 +406,14 @@ class RouteRig:
         return RouteService(
             self.incidents,
             RuleDirectory(self.config),
-            self.notifications,
-            {c: s for c, s in all_senders.items() if c in self.channels},
-            DeadlinePolicy(REPLY_HOURS, CRITICAL_REPLY_HOURS),
+            Notifier(
+                self.notifications,
+                {c: s for c, s in all_senders.items() if c in self.channels},
+                self.clock,
+                LEASE_SECONDS,
+            ),
+            clock_hours_deadlines(),
             self.clock,
-            LEASE_SECONDS,
         )
 
     def store(self, incident: Incident) -> Incident:
@@ -682,101 +701,3 @@ def test_a_routed_department_is_notified_even_if_routing_changed_before_the_rede
     rig.route(incident)
 
     assert ("shakhty-parks", Channel.EMAIL) in rig.sent()
-
-
-# --- remind ---------------------------------------------------------------------------------------------
-
-NOW = T0 + timedelta(days=2)
-
-
-def waiting(post_id: str, due: datetime | None, status: IncidentStatus = S.ROUTED, **kw: Any) -> Incident:
-    return make_incident(post_id, status, reply_due_at=due, **kw)
-
-
-def remind_with(*incidents: Incident) -> MemoryIncidents:
-    repo = MemoryIncidents()
-    for incident in incidents:
-        repo.create(incident)
-    return repo
-
-
-def test_remind_flags_only_open_incidents_past_their_deadline() -> None:
-    late_routed = waiting("1", NOW - timedelta(hours=1))
-    late_acknowledged = waiting("2", NOW - timedelta(hours=2), S.ACKNOWLEDGED)
-    not_yet = waiting("3", NOW + timedelta(minutes=1))
-    no_deadline = waiting("4", None)
-    answered = waiting("5", NOW - timedelta(hours=9), S.ANSWERED)
-    closed = waiting("6", NOW - timedelta(hours=9), S.CLOSED)
-    repo = remind_with(late_routed, late_acknowledged, not_yet, no_deadline, answered, closed)
-
-    report = RemindService(repo, batch_size=50).run(NOW)
-
-    assert set(report.flagged) == {late_routed.id, late_acknowledged.id}
-    assert report.more_pending is False
-    for incident in (late_routed, late_acknowledged):
-        stored = repo.get(incident.id)
-        assert stored is not None
-        assert stored.overdue is True and stored.overdue_at == NOW
-        assert stored.status is incident.status
-        assert [(e.kind, e.at, e.actor) for e in stored.events] == [("overdue", NOW, "remind")]
-    for incident in (not_yet, no_deadline, answered, closed):
-        assert repo.get(incident.id) == incident
-
-
-def test_remind_records_overdue_once_and_a_second_run_flags_nothing() -> None:
-    late = waiting("1", NOW - timedelta(hours=1))
-    repo = remind_with(late)
-    service = RemindService(repo, batch_size=50)
-
-    service.run(NOW)
-    again = service.run(NOW + timedelta(hours=1))
-
-    assert again.flagged == []
-    stored = repo.get(late.id)
-    assert stored is not None
-    assert [e.kind for e in stored.events] == ["overdue"]
-    assert stored.overdue_at == NOW
-
-
-def test_remind_batch_size_bounds_a_run_and_says_more_are_pending() -> None:
-    oldest, older, newest = (waiting(str(i), NOW - timedelta(hours=10 - i)) for i in (1, 2, 3))
-    repo = remind_with(newest, oldest, older)
-    service = RemindService(repo, batch_size=2)
-
-    first = service.run(NOW)
-    second = service.run(NOW)
-
-    assert first.flagged == [oldest.id, older.id]
-    assert first.more_pending is True
-    assert second.flagged == [newest.id]
-    assert second.more_pending is False
-
-
-def test_remind_does_not_flag_an_answered_incident() -> None:
-    answered = waiting("1", NOW - timedelta(hours=1), S.ANSWERED)
-    repo = remind_with(answered)
-    assert RemindService(repo, batch_size=50).run(NOW).flagged == []
-    assert repo.get(answered.id) == answered
-
-
-class StaleListing(MemoryIncidents):
-    """Lists incidents as they were before a department answered; the update sees the answer."""
-
-    def __init__(self, listed: list[Incident]) -> None:
-        super().__init__()
-        self.listed = listed
-
-    def due_for_reply(self, now: datetime, limit: int) -> list[Incident]:
-        return self.listed[:limit]
-
-
-def test_remind_does_not_flag_an_incident_answered_after_it_was_listed() -> None:
-    listed = waiting("1", NOW - timedelta(hours=1))
-    repo = StaleListing([listed])
-    answered = transition(listed, S.ANSWERED, at=NOW - timedelta(minutes=1), actor="dept")
-    repo.create(answered)
-
-    report = RemindService(repo, batch_size=50).run(NOW)
-
-    assert report.flagged == []
-    assert repo.get(listed.id) == answered

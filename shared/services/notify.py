@@ -1,0 +1,77 @@
+"""Sending one notification exactly once: claim its record (``notifications/{id}``), send on its channel,
+record the outcome. Route (new and re-routed incidents) and remind (reminders, escalations, digests) both send
+through here, so a replayed message or an overlapping run never sends anything twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from shared.domain.errors import PermanentError
+from shared.domain.ids import notification_id_for
+from shared.domain.models import Channel, Notification, NotificationStatus
+from shared.ports import ChannelSender, ClaimState, Clock, Delivery, NotificationLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: NotificationStatus
+    error: str | None
+
+
+class Notifier:
+    def __init__(
+        self,
+        notifications: NotificationLog,
+        senders: dict[Channel, ChannelSender],
+        clock: Clock,
+        lease_seconds: float,
+    ) -> None:
+        self.notifications = notifications
+        self.senders = senders
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+
+    def send(self, delivery: Delivery, channel: Channel) -> Outcome:
+        department, incident = delivery.department, delivery.incident
+        now = self.clock()
+        nid = notification_id_for(incident.id, department.id, channel, delivery.kind)
+        fresh = Notification(
+            id=nid,
+            incident_id=incident.id,
+            department_id=department.id,
+            channel=channel,
+            kind=delivery.kind,
+            status=NotificationStatus.SENDING,
+        )
+        claim = self.notifications.claim(fresh, self.lease_seconds, now)
+        if claim.state is ClaimState.DONE:
+            return Outcome(claim.notification.status, claim.notification.last_error)
+        if claim.state is ClaimState.BUSY:
+            # Another delivery of this message is sending it; come back to confirm it was sent.
+            return Outcome(NotificationStatus.SENDING, f"{nid} is being sent by another worker")
+        claimed = claim.notification
+        sender = self.senders.get(channel)
+        if sender is None:
+            return self._save(claimed, NotificationStatus.FAILED, f"no sender configured for {channel}")
+        try:
+            sender.send(dataclasses.replace(delivery, event_id=nid))
+        except PermanentError as exc:
+            log.error("notification %s failed for good: %s", nid, exc)
+            return self._save(claimed, NotificationStatus.FAILED, str(exc))
+        except Exception as exc:
+            log.warning("notification %s failed, will retry: %s", nid, exc)
+            return self._save(claimed, NotificationStatus.SENDING, f"{type(exc).__name__}: {exc}", release=True)
+        return self._save(claimed, NotificationStatus.SENT, None)
+
+    def _save(self, n: Notification, status: NotificationStatus, error: str | None, release: bool = False) -> Outcome:
+        update: dict[str, object] = {"status": status, "last_error": error}
+        if status is NotificationStatus.SENT:
+            update["sent_at"] = self.clock()
+        if release:
+            update["claimed_at"] = None  # let the redelivery try at once
+        self.notifications.save(n.model_copy(update=update))
+        return Outcome(status, error)
