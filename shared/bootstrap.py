@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.domain.deadlines import Deadlines
     from shared.entrypoints.department_api import DepartmentApi
     from shared.services.classify import ClassifyService
+    from shared.services.digest import DigestService
     from shared.services.inbox import InboxService
     from shared.services.ingest import IngestService, PostIntake
     from shared.services.notify import Notifier
@@ -282,6 +283,24 @@ def remind_service() -> RemindService:
     )
 
 
+@cache
+def digest_service() -> DigestService:
+    from shared.adapters.email import mail_sender
+    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
+    from shared.services.digest import DigestService
+
+    s = settings()
+    links = answer_links()
+    return DigestService(
+        FirestoreIncidents(firestore_client()),
+        directory(),
+        FirestoreNotifications(firestore_client()),
+        mail_sender(s),
+        s.notification_lease_seconds,
+        links.url if links else (lambda incident_id, department_id: None),
+    )
+
+
 def reset() -> None:
     """Forget every client and service (tests change the environment between apps)."""
     for factory in (
@@ -303,6 +322,7 @@ def reset() -> None:
         vk_callback_service,
         inbox_service,
         remind_service,
+        digest_service,
     ):
         factory.cache_clear()
 
@@ -343,7 +363,7 @@ def run_ingest() -> dict[str, Any]:
     return {"published": report.published, "sources": [dataclasses.asdict(s) for s in report.sources]}
 
 
-def run_remind(body: dict[str, Any] | None) -> dict[str, Any]:
+def _now_of(body: dict[str, Any] | None) -> datetime:
     now = clock()
     override = (body or {}).get("now")
     if override is not None:
@@ -353,6 +373,22 @@ def run_remind(body: dict[str, Any] | None) -> dict[str, Any]:
         now = datetime.fromisoformat(str(override))
         if now.tzinfo is None:
             raise PermanentError("'now' must carry a time zone")
+    return now
+
+
+def run_digest(body: dict[str, Any] | None) -> dict[str, Any]:
+    report = digest_service().run(_now_of(body))
+    return {
+        "now": report.now.isoformat(),
+        "open_incidents": report.open_incidents,
+        "sent": report.sent,
+        "skipped": report.skipped,
+        "failed": report.failed,
+    }
+
+
+def run_remind(body: dict[str, Any] | None) -> dict[str, Any]:
+    now = _now_of(body)
     report = remind_service().run(now)
     return {
         "now": report.now.isoformat(),

@@ -29,6 +29,9 @@ class IncidentRepository(Protocol):
     def due_for_check(self, now: datetime, limit: int) -> list[Incident]:
         """Incidents whose ``next_check_at`` has come, earliest first."""
 
+    def open_incidents(self, created_after: datetime | None, limit: int) -> list[Incident]:
+        """Routed, acknowledged and answered incidents created after ``created_after``, oldest first."""
+
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         """Incidents still undelivered that were routed at or before ``before``, oldest first."""
 
@@ -132,6 +135,9 @@ class DepartmentDirectory(Protocol):
 
     def department(self, department_id: str) -> Department | None:
         """A department by id (its current contacts), None if it is no longer configured."""
+
+    def departments(self) -> list[Department]:
+        """Every department of the directory."""
 
     @property
     def fallback(self) -> str:

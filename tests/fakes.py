@@ -44,6 +44,15 @@ class MemoryIncidents:
         due = [i for i in self.items.values() if i.next_check_at is not None and i.next_check_at <= now]
         return sorted(due, key=lambda i: i.next_check_at or now)[:limit]
 
+    def open_incidents(self, created_after: datetime | None, limit: int) -> list[Incident]:
+        found = [
+            i
+            for i in self.items.values()
+            if i.status in ("routed", "acknowledged", "answered")
+            and (created_after is None or i.created_at > created_after)
+        ]
+        return sorted(found, key=lambda i: i.created_at)[:limit]
+
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         stuck = [i for i in self.items.values() if i.undelivered and i.routed_at is not None and i.routed_at <= before]
         return sorted(stuck, key=lambda i: i.routed_at or before)[:limit]

@@ -1,4 +1,4 @@
-"""remind: called by Cloud Scheduler; flags incidents not answered by their deadline."""
+"""remind: called by Cloud Scheduler every 15 minutes; reminds, flags overdue, escalates (services/remind.py)."""
 
 import functions_framework
 from flask import Request

@@ -26,6 +26,26 @@ resource "google_firestore_index" "incidents_undelivered" {
   depends_on = [google_project_service.this]
 }
 
+# digest (FirestoreIncidents.open_incidents): status IN [routed, acknowledged, answered] AND created_at > t
+# ORDER BY created_at.
+resource "google_firestore_index" "incidents_open" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = "incidents"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+
+  depends_on = [google_project_service.this]
+}
+
 # Markers of what was already handled (FirestoreMarkers): published_posts (posts published by any path, kept
 # 60 days) and vk_callback_events (Callback API events, kept 7 days). Each document carries expire_at; a TTL
 # policy on it lets Firestore delete the document after that time (typically within 24 hours of it). Nothing

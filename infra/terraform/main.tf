@@ -62,18 +62,27 @@ locals {
         } : key => secret if secret != null
       },
     )
-    classify    = {}
+    classify = {}
     # route signs webhooks (one key per department, a JSON object) and the answer links in e-mails;
     # department_api checks those links. Department API tokens are not secrets here: only their SHA-256
     # digests are stored, in Firestore.
     route = merge(
       {
         OTKLIK_WEBHOOK_SECRETS  = var.secrets.webhook_secrets
-        OTKLIK_LINK_SIGNING_KEY  = var.secrets.link_signing_key
+        OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key
       },
       var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
     )
-    remind         = {}
+    # remind sends reminders and escalations on the departments' channels: signed webhooks and e-mail.
+    remind = merge(
+      { OTKLIK_WEBHOOK_SECRETS = var.secrets.webhook_secrets },
+      var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
+    )
+    # digest: one e-mail per department with answer links.
+    digest = merge(
+      { OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key },
+      var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
+    )
     vk_callback    = { OTKLIK_VK_CALLBACK_SECRET = var.secrets.vk_callback_secret }
     inbox          = { OTKLIK_INBOX_TOKEN = var.secrets.inbox_token }
     department_api = { OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key }

@@ -50,6 +50,12 @@ variable "functions" {
       timeout_seconds = optional(number, 120)
       max_instances   = optional(number, 3)
     }), {})
+    # Once a working day: reads every open incident (a few hundred) and sends one e-mail per department.
+    digest = optional(object({
+      memory          = optional(string, "256M")
+      timeout_seconds = optional(number, 300)
+      max_instances   = optional(number, 1)
+    }), {})
     # The public HTTP functions store a marker and publish one message per request: 30 s is ample, and a request
     # that takes longer has failed anyway (VK retries a Callback API event until it hears "ok"). Few instances
     # also cap what a flood of requests from the internet can cost.

@@ -188,6 +188,9 @@ class LocalStack:
     def fire_remind(self, now: datetime | None = None) -> dict[str, Any]:
         return self._post("remind", {"now": now.isoformat()} if now else None)
 
+    def fire_digest(self, now: datetime | None = None) -> dict[str, Any]:
+        return self._post("digest", {"now": now.isoformat()} if now else None)
+
     # --- pushes, as VK's Callback API and another system would send them ----------------------------------
 
     def push_vk_event(self, event_type: str, obj: dict[str, Any], event_id: str) -> httpx.Response:

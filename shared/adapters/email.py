@@ -16,8 +16,8 @@ from typing import Any
 
 from shared.config import Settings
 from shared.domain.errors import PermanentError, TransientError
-from shared.ports import ChannelSender, Delivery
-from shared.services.texts import incident_email
+from shared.ports import Delivery
+from shared.services.texts import RenderedEmail, incident_email
 
 
 def recipient(delivery: Delivery) -> str:
@@ -29,16 +29,19 @@ def recipient(delivery: Delivery) -> str:
 
 def build_message(delivery: Delivery, mail_from: str) -> EmailMessage:
     """The notification as a MIME message: multipart/alternative, plain text first, then HTML."""
-    rendered = incident_email(delivery)
+    return compose(recipient(delivery), incident_email(delivery), delivery.event_id, delivery.urgent, mail_from)
+
+
+def compose(to: str, rendered: RenderedEmail, event_id: str, urgent: bool, mail_from: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = mail_from
-    message["To"] = recipient(delivery)
+    message["To"] = to
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = f"<{delivery.event_id}@otklik>"  # same notification, same id: mail dedupes
+    message["Message-ID"] = f"<{event_id}@otklik>"  # same notification, same id: mail dedupes
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies back to us
     message["Content-Language"] = "ru"
-    if delivery.urgent:
+    if urgent:
         message["Importance"] = "high"
         message["X-Priority"] = "1"
     # base64 keeps the Cyrillic bodies 7-bit clean for any relay (and shorter than quoted-printable).
@@ -54,8 +57,12 @@ class SmtpSender:
         self.settings = settings
 
     def send(self, delivery: Delivery) -> None:
-        message = build_message(delivery, self.settings.mail_from)
-        to = recipient(delivery)
+        self._deliver(build_message(delivery, self.settings.mail_from), recipient(delivery))
+
+    def send_rendered(self, to: str, rendered: RenderedEmail, event_id: str) -> None:
+        self._deliver(compose(to, rendered, event_id, False, self.settings.mail_from), to)
+
+    def _deliver(self, message: EmailMessage, to: str) -> None:
         try:
             with self._connect() as smtp:
                 smtp.send_message(message)
@@ -145,8 +152,12 @@ class SesSender:
         )
 
     def send(self, delivery: Delivery) -> None:
-        message = build_message(delivery, self.settings.mail_from)
-        to = recipient(delivery)
+        self._deliver(build_message(delivery, self.settings.mail_from), recipient(delivery))
+
+    def send_rendered(self, to: str, rendered: RenderedEmail, event_id: str) -> None:
+        self._deliver(compose(to, rendered, event_id, False, self.settings.mail_from), to)
+
+    def _deliver(self, message: EmailMessage, to: str) -> None:
         errors = self._errors
         try:
             self._client.send_email(
@@ -172,8 +183,9 @@ class SesSender:
             raise TransientError(f"mail to {to} via SES: {type(exc).__name__}: {exc}") from exc
 
 
-def mail_sender(settings: Settings) -> ChannelSender | None:
-    """The e-mail channel the settings configure, or None when there is none (smtp without OTKLIK_SMTP_HOST)."""
+def mail_sender(settings: Settings) -> SmtpSender | SesSender | None:
+    """The e-mail channel the settings configure, or None when there is none (smtp without OTKLIK_SMTP_HOST).
+    Both also send a letter that is not about one incident (``send_rendered``: the daily digest)."""
     if settings.mail_provider == "ses":
         return SesSender(settings)
     if settings.smtp_host:

@@ -44,6 +44,7 @@ DEPARTMENT_TOKENS = "department_tokens"
 # API retries); a Firestore TTL policy on expire_at (infra/terraform) deletes them after this long.
 MARKER_DAYS = 60
 MAX_CLAIM_STEPS = 20
+OPEN_STATUSES = ["routed", "acknowledged", "answered"]  # waiting for a reply, or for the problem to be solved
 FINAL_STATUSES = {NotificationStatus.SENT.value, NotificationStatus.FAILED.value}
 
 
@@ -107,6 +108,15 @@ class FirestoreIncidents:
         query = (
             self.collection.where(filter=FieldFilter("next_check_at", "<=", now)).order_by("next_check_at").limit(limit)
         )
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
+    def open_incidents(self, created_after: datetime | None, limit: int) -> list[Incident]:
+        # Composite index (status, created_at). Paged by created_at itself: the standalone emulator ignores
+        # start_after cursors.
+        query = self.collection.where(filter=FieldFilter("status", "in", OPEN_STATUSES))
+        if created_after is not None:
+            query = query.where(filter=FieldFilter("created_at", ">", created_after))
+        query = query.order_by("created_at").limit(limit)
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:

@@ -125,16 +125,21 @@ class Deadlines:
     def next_step(self, incident: Incident, departments: list[Department]) -> Due | None:
         """What remind does next on this incident and when; None when nothing is pending."""
         if incident.status in (S.ROUTED, S.ACKNOWLEDGED) and incident.reply_due_at is not None:
-            return self._ladder("reply", incident.reply_due_at, incident.reply_level, departments)
+            return self._ladder("reply", incident.reply_due_at, incident.reply_level, departments, incident.routed_at)
         if incident.status is S.ANSWERED and incident.resolve_due_at is not None:
-            return self._ladder("resolution", incident.resolve_due_at, incident.resolve_level, departments)
+            started = incident.answers[-1].at if incident.answers else None
+            return self._ladder("resolution", incident.resolve_due_at, incident.resolve_level, departments, started)
         return None
 
-    def _ladder(self, clock: str, due: datetime, level: int, departments: list[Department]) -> Due | None:
+    def _ladder(
+        self, clock: str, due: datetime, level: int, departments: list[Department], started: datetime | None
+    ) -> Due | None:
+        e = self.policy.escalation
+        if level == 0 and started is not None and due - timedelta(hours=e.remind_before_hours) <= started:
+            level = 1  # a clock shorter than the reminder's lead (a critical incident): no reminder, the notice was one
         if level >= len(LADDER):
             return None
         step = LADDER[level]
-        e = self.policy.escalation
         if step is Step.REMIND:
             at = due - timedelta(hours=e.remind_before_hours)
         elif step is Step.OVERDUE:

@@ -37,6 +37,9 @@ class RuleDirectory:
     def department(self, department_id: str) -> Department | None:
         return self.by_id.get(department_id)
 
+    def departments(self) -> list[Department]:
+        return list(self.by_id.values())
+
     def departments_for(self, incident: Incident) -> list[Department]:
         c = incident.classification
         region = self.region_of(c.municipality)
@@ -86,6 +89,9 @@ class LiveDirectory:
 
     def department(self, department_id: str) -> Department | None:
         return self._directory().department(department_id)
+
+    def departments(self) -> list[Department]:
+        return self._directory().departments()
 
     @property
     def fallback(self) -> str:

@@ -7,7 +7,7 @@ facts once, so the plain and the HTML part always say the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from shared.domain.categories import PRIORITY_NAMES, category_name
+from shared.domain.models import Department, Incident
 from shared.ports import Delivery
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -57,9 +58,47 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local:%d.%m.%Y %H:%M} ({zone.key}, UTC{offset[:3]}:{offset[3:]})"
 
 
+# What a notification is about, by its kind (services/remind.py, services/route.py): a subject prefix and the
+# line that opens the letter. The incident's facts follow in every case.
+_NOTICES: dict[str, tuple[str, str]] = {
+    "reply.remind": ("Напоминание", "Напоминаем: срок ответа автору истекает {reply_due}, а ответ ещё не дан."),
+    "reply.overdue": ("ПРОСРОЧЕНО", "Срок ответа автору истёк {reply_due}, ответ не дан."),
+    "reply.supervisor": (
+        "Эскалация",
+        "Вы получаете это письмо как руководитель: ведомству направлено обращение, но автору не ответили в срок "
+        "({reply_due}).",
+    ),
+    "reply.coordinator": (
+        "Эскалация в ЦУР",
+        "Ведомство не ответило автору в срок ({reply_due}); руководитель уведомлён.",
+    ),
+    "resolution.remind": ("Напоминание", "Напоминаем: срок решения вопроса истекает {resolve_due}."),
+    "resolution.overdue": ("ПРОСРОЧЕНО", "Срок решения вопроса истёк {resolve_due}, обращение не закрыто."),
+    "resolution.supervisor": (
+        "Эскалация",
+        "Вы получаете это письмо как руководитель: вопрос не решён в срок ({resolve_due}).",
+    ),
+    "resolution.coordinator": ("Эскалация в ЦУР", "Вопрос не решён в срок ({resolve_due}); руководитель уведомлён."),
+    "delivery_failed": (
+        "Не доставлено",
+        "Уведомление ведомству об этом обращении не доставлено по одному из каналов: проверьте адрес или webhook.",
+    ),
+}
+
+
+def notice(delivery: Delivery, facts: dict[str, Any]) -> tuple[str, str] | None:
+    for prefix, (subject, line) in _NOTICES.items():
+        if delivery.kind == prefix or delivery.kind.startswith(prefix + "."):
+            return subject, line.format(**facts)
+    return None
+
+
 def incident_subject(delivery: Delivery) -> str:
     c = delivery.incident.classification
     subject = f"{'СРОЧНО: ' if delivery.urgent else ''}Обращение жителя: {category_name(c.category)}"
+    found = notice(delivery, incident_facts(delivery))
+    if found is not None:
+        subject = f"{found[0]}: {subject}"
     if c.municipality:
         subject += f" ({c.municipality})"
     return subject
@@ -80,6 +119,7 @@ def incident_facts(delivery: Delivery) -> dict[str, Any]:
         "places": ", ".join(c.places),
         "published": _local(incident.post.published_at, zone),
         "reply_due": _local(incident.reply_due_at, zone) if incident.reply_due_at else "не установлен",
+        "resolve_due": _local(incident.resolve_due_at, zone) if incident.resolve_due_at else "не установлен",
         "post_url": incident.post.url,
         # Only web links become links: a source could hand over anything, javascript: included.
         "post_href": incident.post.url if incident.post.url.startswith(("https://", "http://")) else None,
@@ -91,9 +131,74 @@ def incident_facts(delivery: Delivery) -> dict[str, Any]:
 
 def incident_email(delivery: Delivery) -> RenderedEmail:
     facts = incident_facts(delivery)
+    found = notice(delivery, facts)
+    facts["notice"] = found[1] if found else None
     env = environment()
     return RenderedEmail(
         subject=incident_subject(delivery),
         text=env.get_template("email/incident.txt.j2").render(facts),
         html=env.get_template("email/incident.html.j2").render(facts),
     )
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    incident_id: str
+    category: str
+    municipality: str
+    status: str
+    due: str
+    overdue: bool
+    urgent: bool
+    post_url: str
+    excerpt: str
+    answer_url: str | None
+
+
+STATUS_NAMES = {"routed": "ждёт ответа", "acknowledged": "в работе", "answered": "дан ответ, не решено"}
+
+
+def digest_email(department: Department, incidents: list[Incident], now: datetime, answer_url: Any) -> RenderedEmail:
+    """The daily summary of a department's open incidents, overdue first, then by deadline."""
+    zone = ZoneInfo(department.timezone)
+    far = datetime.max.replace(tzinfo=UTC)
+
+    def due_of(i: Incident) -> datetime | None:
+        return i.resolve_due_at if i.status == "answered" else i.reply_due_at
+
+    ordered = sorted(incidents, key=lambda i: (not _late(i, now), due_of(i) or far))
+    lines = [
+        DigestLine(
+            incident_id=i.id,
+            category=category_name(i.classification.category),
+            municipality=i.classification.municipality or "—",
+            status=STATUS_NAMES.get(i.status, str(i.status)),
+            due=_local(due, zone) if (due := due_of(i)) else "—",
+            overdue=_late(i, now),
+            urgent=i.classification.danger or i.classification.priority == "critical",
+            post_url=i.post.url,
+            excerpt=(i.post.text[:200] + "…") if len(i.post.text) > 200 else i.post.text,
+            answer_url=answer_url(i.id, department.id),
+        )
+        for i in ordered
+    ]
+    overdue = sum(1 for line in lines if line.overdue)
+    facts = {
+        "department_name": department.name,
+        "date": f"{now.astimezone(zone):%d.%m.%Y}",
+        "open": len(lines),
+        "overdue": overdue,
+        "lines": lines,
+    }
+    env = environment()
+    subject = f"Сводка обращений на {facts['date']}: открыто {len(lines)}, просрочено {overdue}"
+    return RenderedEmail(
+        subject=subject,
+        text=env.get_template("email/digest.txt.j2").render(facts),
+        html=env.get_template("email/digest.html.j2").render(facts),
+    )
+
+
+def _late(incident: Incident, now: datetime) -> bool:
+    due = incident.resolve_due_at if incident.status == "answered" else incident.reply_due_at
+    return due is not None and due <= now

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -133,3 +134,45 @@ def test_a_correction_by_the_coordinator_re_routes_the_incident_and_notifies_the
     ]
     assert all(r.signature_valid for r in rerouted)
     assert "municipality shakhty -> kirov" in after.status_history[-1].note
+
+
+def test_nobody_answers_for_a_week_remind_escalates_and_the_digest_lists_it(make_stack: Any) -> None:
+    stack: LocalStack = make_stack()
+    post_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    stack.post_inbox(
+        {"source_id": "city-portal", "post_id": post_id, "text": DANGEROUS_POST, "municipality": "shakhty"}
+    )
+    stack.wait_until_settled(1)
+    incident_id = incident_id_for("inbox", "city-portal", post_id)
+    mails_before = len(stack.smtp.messages)
+
+    week_later = stored(stack, incident_id).routed_at + timedelta(days=7)  # type: ignore[operator]
+    report = stack.fire_remind(week_later)
+    again = stack.fire_remind(week_later)  # Cloud Scheduler may fire twice: nothing more happens
+
+    steps = [s.split(" ")[1] for s in report["steps"] if s.startswith(incident_id)]
+    # A dangerous incident's 2-hour clock is shorter than the reminder's lead: no reminder, straight to overdue.
+    assert steps == ["reply.overdue", "reply.supervisor", "reply.coordinator"]
+    assert not any(s.startswith(incident_id) for s in again["steps"])
+    incident = stored(stack, incident_id)
+    assert incident.overdue and [e.kind for e in incident.events] == [
+        "overdue",
+        "escalated_to_supervisor",
+        "escalated_to_coordinator",
+    ]
+    new_mail = stack.smtp.messages[mails_before:]
+    subjects = [(m["To"], m["Subject"]) for m in new_mail]
+    assert any(s.startswith("Эскалация") for to, s in subjects if to == "edds-head@shakhty.example")  # supervisor
+    assert any(s.startswith("ПРОСРОЧЕНО") for to, s in subjects if to == "edds@shakhty.example")
+    assert any(s.startswith("Эскалация в ЦУР") for to, s in subjects if to == "cur-duty@region.example")
+    hooks = [r for r in stack.webhooks.accepted() if r.json["incident_id"] == incident_id]
+    assert {r.json["kind"] for r in hooks} >= {"new_incident", "reply.overdue.r0"}
+    assert all(r.signature_valid for r in hooks)
+
+    digest = stack.fire_digest(week_later)
+    assert "shakhty-edds" in digest["sent"]
+    assert stack.fire_digest(week_later)["sent"] == []  # once a day
+    [letter] = [
+        m for m in stack.smtp.messages if m["Subject"].startswith("Сводка") and m["To"] == "edds@shakhty.example"
+    ]
+    assert "просрочено" in letter["Subject"] and incident_id in letter.get_body(("plain",)).get_content()  # type: ignore[union-attr]

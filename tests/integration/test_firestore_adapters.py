@@ -75,6 +75,19 @@ def test_due_for_check_finds_incidents_whose_next_check_has_come_earliest_first(
     assert [i.id for i in incidents.due_for_check(T0, limit=1)] == [early.id]
 
 
+def test_open_incidents_are_read_page_by_page_oldest_first(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    made = []
+    for n, status in enumerate([IncidentStatus.ROUTED, IncidentStatus.CLOSED, IncidentStatus.ANSWERED] * 3):
+        incident = make_incident(str(n), status, created_at=T0 + timedelta(minutes=n))
+        incidents.create(incident)
+        made.append(incident)
+    open_ids = [i.id for i in made if i.status is not IncidentStatus.CLOSED]
+    first = incidents.open_incidents(None, 4)
+    rest = incidents.open_incidents(first[-1].created_at, 4)
+    assert [i.id for i in first + rest] == open_ids
+
+
 def test_undelivered_since_finds_undelivered_incidents_routed_long_enough_ago(db: firestore.Client) -> None:
     incidents = FirestoreIncidents(db)
     stuck = make_incident("1", IncidentStatus.ROUTED, undelivered=True, routed_at=T0 - timedelta(hours=1))

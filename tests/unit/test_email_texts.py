@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from email.message import EmailMessage
 
+import pytest
+
 from shared.adapters.email import build_message
 from shared.domain.models import Classification, Department, Priority
 from shared.ports import Delivery
@@ -144,3 +146,20 @@ def test_mime_message_is_multipart_alternative_with_stable_id_and_urgency_header
     assert message.as_bytes().isascii()  # 7-bit clean for any relay
     calm = build_message(delivery(), "otklik@region.example")
     assert calm["Importance"] is None and calm["X-Priority"] is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject_prefix", "line"),
+    [
+        ("reply.remind.r0", "Напоминание: ", "срок ответа автору истекает 23.11.2026"),
+        ("reply.overdue.r0", "ПРОСРОЧЕНО: ", "Срок ответа автору истёк 23.11.2026"),
+        ("reply.supervisor.r1", "Эскалация: ", "как руководитель"),
+        ("reply.coordinator.r0", "Эскалация в ЦУР: ", "руководитель уведомлён"),
+        ("delivery_failed.shakhty-roads.webhook", "Не доставлено: ", "не доставлено по одному из каналов"),
+    ],
+)
+def test_reminders_and_escalations_say_what_they_are_about(kind: str, subject_prefix: str, line: str) -> None:
+    mail = incident_email(delivery(kind=kind))
+    assert mail.subject.startswith(subject_prefix + "Обращение жителя: Дороги")
+    assert line in mail.text and line in mail.html
+    assert "На ул. Советской огромная яма!" in mail.text  # the facts follow, as in the first notice

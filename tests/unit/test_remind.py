@@ -198,8 +198,10 @@ def test_a_critical_incident_at_night_is_due_within_hours_around_the_clock() -> 
     rig = Rig(msk(2026, 11, 4, 3, 0))  # a holiday, at night
     incident = rig.routed(Priority.CRITICAL)
     assert incident.reply_due_at == msk(2026, 11, 4, 5, 0)
-    # One run takes both steps that are due: the reminder (due at routing) and the deadline.
-    assert rig.run_at(msk(2026, 11, 4, 5, 0)) == [f"{incident.id} reply.remind", f"{incident.id} reply.overdue"]
+    # A 2-hour clock gets no reminder (the urgent notice was sent 2 hours ago): the deadline is the first step.
+    assert incident.next_check_at == incident.reply_due_at
+    assert rig.run_at(msk(2026, 11, 4, 4, 59)) == []
+    assert rig.run_at(msk(2026, 11, 4, 5, 0)) == [f"{incident.id} reply.overdue"]
     assert rig.run_at(msk(2026, 11, 4, 5, 0)) == []
     assert all(d.urgent for d in rig.email.sent if d.kind.startswith("reply.overdue"))
 
@@ -236,6 +238,19 @@ def test_a_step_whose_message_could_not_be_sent_is_retried_next_run_without_rese
 
     assert rig.run_at(msk(2026, 11, 30, 15, 15)) == [f"{incident.id} reply.remind"]
     assert sorted(rig.sent()) == [("roads", "reply.remind.r0"), ("roads", "reply.remind.r0")]
+
+
+def test_a_missed_run_is_caught_up_step_by_step_in_one_run() -> None:
+    rig = Rig(msk(2026, 11, 27, 17, 0))
+    incident = rig.routed()
+    steps = rig.run_at(msk(2026, 12, 2, 12, 0))  # remind was down for days
+    assert [s.split(" ")[1] for s in steps] == [
+        "reply.remind",
+        "reply.overdue",
+        "reply.supervisor",
+        "reply.coordinator",
+    ]
+    assert rig.stored(incident.id).overdue_at == msk(2026, 12, 2, 12, 0)
 
 
 def test_a_run_is_bounded_and_says_more_are_pending() -> None:

@@ -59,10 +59,11 @@ SECRET_OWNERS = {
     "OTKLIK_OK_APPLICATION_SECRET_KEY": {"ingest"},
     "OTKLIK_VK_CALLBACK_SECRET": {"vk_callback"},
     "OTKLIK_INBOX_TOKEN": {"inbox"},
-    "OTKLIK_SMTP_PASSWORD": {"route"},
-    "OTKLIK_WEBHOOK_SECRETS": {"route"},
+    # Everything that sends e-mail: route (notifications), remind (reminders, escalations), digest.
+    "OTKLIK_SMTP_PASSWORD": {"route", "remind", "digest"},
+    "OTKLIK_WEBHOOK_SECRETS": {"route", "remind"},
     # route signs the answer links it puts in e-mails; department_api checks them.
-    "OTKLIK_LINK_SIGNING_KEY": {"route", "department_api"},
+    "OTKLIK_LINK_SIGNING_KEY": {"route", "department_api", "digest"},
 }
 OPTIONAL_SECRETS = {
     "OTKLIK_TELEGRAM_BOT_TOKEN",
@@ -374,7 +375,7 @@ def _firestore_database(body: dict[str, Any]) -> None:
 
 # Every query method of the adapters. A query on one field is served by Firestore's automatic single-field
 # indexes; one on several fields needs a composite index declared in firestore.tf.
-QUERIES = [FirestoreIncidents.due_for_check, FirestoreIncidents.undelivered_since]
+QUERIES = [FirestoreIncidents.due_for_check, FirestoreIncidents.undelivered_since, FirestoreIncidents.open_incidents]
 
 
 def test_every_query_method_is_listed_here() -> None:

@@ -1,0 +1,118 @@
+"""digest: once a working day, each department gets one e-mail listing its open incidents, overdue first.
+
+Exactly once per department and day (its local date): the letter is a notification
+``digest.<department>.<date>`` claimed before sending, so a retried or doubled scheduler run sends nothing twice.
+A department with nothing open gets no letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from shared.domain.errors import PermanentError
+from shared.domain.models import Channel, Incident, Notification, NotificationStatus
+from shared.ports import ClaimState, DepartmentDirectory, IncidentRepository, NotificationLog
+from shared.services.texts import RenderedEmail, digest_email
+
+log = logging.getLogger(__name__)
+PAGE = 300
+MAX_OPEN = 20_000  # a guard on one run's work; a region has a few hundred open at a time
+
+
+class LetterSender(Protocol):
+    def send_rendered(self, to: str, rendered: RenderedEmail, event_id: str) -> None: ...
+
+
+@dataclass
+class DigestReport:
+    now: datetime
+    open_incidents: int = 0
+    sent: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # sent already today, or failed for good earlier
+    failed: list[str] = field(default_factory=list)
+
+
+class DigestService:
+    def __init__(
+        self,
+        incidents: IncidentRepository,
+        directory: DepartmentDirectory,
+        notifications: NotificationLog,
+        mail: LetterSender | None,
+        lease_seconds: float,
+        answer_url: Callable[[str, str], str | None],
+    ) -> None:
+        self.incidents = incidents
+        self.directory = directory
+        self.notifications = notifications
+        self.mail = mail
+        self.lease_seconds = lease_seconds
+        self.answer_url = answer_url
+
+    def run(self, now: datetime) -> DigestReport:
+        report = DigestReport(now=now)
+        if self.mail is None:
+            raise PermanentError("no e-mail provider is configured (OTKLIK_SMTP_HOST or OTKLIK_MAIL_PROVIDER=ses)")
+        by_department: dict[str, list[Incident]] = {}
+        for incident in self._open():
+            report.open_incidents += 1
+            for department_id in incident.department_ids:
+                by_department.setdefault(department_id, []).append(incident)
+        for department in self.directory.departments():
+            mine = by_department.get(department.id)
+            if not mine or department.email is None:
+                continue
+            local_date = now.astimezone(ZoneInfo(department.timezone)).date().isoformat()
+            nid = f"digest.{department.id}.{local_date}"
+            fresh = Notification(
+                id=nid,
+                incident_id="-",
+                department_id=department.id,
+                channel=Channel.EMAIL,
+                kind="digest",
+                status=NotificationStatus.SENDING,
+            )
+            claim = self.notifications.claim(fresh, self.lease_seconds, now)
+            if claim.state is not ClaimState.GRANTED:
+                report.skipped.append(department.id)
+                continue
+            try:
+                self.mail.send_rendered(department.email, digest_email(department, mine, now, self.answer_url), nid)
+            except PermanentError as exc:
+                self._save(claim.notification, NotificationStatus.FAILED, str(exc), now)
+                report.failed.append(department.id)
+                continue
+            except Exception as exc:
+                log.warning("digest %s not sent, the next run retries: %s", nid, exc)
+                self._save(claim.notification, NotificationStatus.SENDING, f"{type(exc).__name__}: {exc}", now, True)
+                report.failed.append(department.id)
+                continue
+            self._save(claim.notification, NotificationStatus.SENT, None, now)
+            report.sent.append(department.id)
+        return report
+
+    def _open(self) -> list[Incident]:
+        found: list[Incident] = []
+        after: datetime | None = None
+        while len(found) < MAX_OPEN:
+            page = self.incidents.open_incidents(after, PAGE)
+            found.extend(page)
+            if len(page) < PAGE:
+                break
+            after = page[-1].created_at
+        return found
+
+    def _save(
+        self, n: Notification, status: NotificationStatus, error: str | None, now: datetime, release: bool = False
+    ) -> None:
+        update: dict[str, object] = {"status": status, "last_error": error}
+        if status is NotificationStatus.SENT:
+            update["sent_at"] = now
+        if release:
+            update["claimed_at"] = None
+        self.notifications.save(n.model_copy(update=update))
