@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from shared import logs
 from shared.config import Settings
-from shared.contracts import Contract, IncidentClassifiedV1, PostFetchedV1, decode
+from shared.contracts import Contract, IncidentAnsweredV1, IncidentClassifiedV1, PostFetchedV1, decode
 from shared.domain.errors import PermanentError
-from shared.domain.models import Channel, utcnow
+from shared.domain.models import Channel, Post, utcnow
 from shared.entrypoints.pubsub_event import UnreadableEvent, inbound_from_cloudevent
 from shared.services.inbound import InboundHandler, MessageOutcome
 
@@ -91,14 +91,23 @@ def classify_service() -> ClassifyService:
     from shared.adapters.pubsub import PubSubPublisher
     from shared.classifier.russian import RussianClassifier
     from shared.services.classify import ClassifyService
+    from shared.services.threads import ThreadReplies
 
     s = settings()
+    incidents = FirestoreIncidents(firestore_client())
+    official = {i.strip() for i in s.vk_official_ids.split(",") if i.strip()}
+
+    def is_official(post: Post) -> bool:
+        # On VK a community's own comment has the community's (negative) id as its author.
+        return post.source == "vk" and (post.author_id == post.community or post.author_id in official)
+
     return ClassifyService(
         RussianClassifier.load(),
-        FirestoreIncidents(firestore_client()),
+        incidents,
         PubSubPublisher(publisher_client(), s.project_id),
         s.topic_incidents,
         clock,
+        ThreadReplies(incidents, is_official, clock, deadlines, directory),
     )
 
 
@@ -155,6 +164,19 @@ def notifier() -> Notifier:
     mail = mail_sender(s)
     if mail is not None:
         senders[Channel.EMAIL] = mail
+    if s.vk_reply_token is not None:
+        from shared.adapters.politeness import Polite, RateLimit
+        from shared.adapters.vk import VkClient, VkCommentSender
+
+        polite = Polite(
+            RateLimit(s.vk_rate),
+            attempts=s.source_retry_attempts,
+            base_seconds=s.source_backoff_seconds,
+            max_seconds=s.source_backoff_max_seconds,
+        )
+        token = s.vk_reply_token.get_secret_value()
+        client = VkClient(http_client(), s.vk_api_base, token, s.vk_api_version, polite)
+        senders[Channel.COMMENT] = VkCommentSender(client)
     return Notifier(FirestoreNotifications(firestore_client()), senders, clock, s.notification_lease_seconds)
 
 
@@ -353,9 +375,12 @@ def on_post_fetched(event_id: str, event_type: str, data: Any) -> MessageOutcome
 
 
 def on_incident_classified(event_id: str, event_type: str, data: Any) -> MessageOutcome:
-    return handle_pubsub_event(
-        "route", event_id, event_type, data, (IncidentClassifiedV1,), lambda m: route_service().handle(m)
-    )
+    def process(message: Any) -> str:
+        if isinstance(message, IncidentAnsweredV1):
+            return route_service().handle_answered(message)
+        return route_service().handle(message)
+
+    return handle_pubsub_event("route", event_id, event_type, data, (IncidentClassifiedV1, IncidentAnsweredV1), process)
 
 
 def run_ingest() -> dict[str, Any]:

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     vk_requests_per_second: float | None = Field(
         default=None, gt=0, description="VK request rate per token (default: user 3, community 20, service 3)"
     )
+    vk_reply_token: SecretStr | None = Field(
+        default=None,
+        description="VK community token with the wall right: answers and follow-up questions as the community's "
+        "comments under the authors' posts; unset: nothing is posted to VK (secret)",
+    )
+    vk_official_ids: str = Field(
+        default="",
+        description="comma-separated VK ids whose comments under a post count as the official answer "
+        "(the community itself always counts)",
+    )
     vk_callback_secret: SecretStr | None = Field(
         default=None, description="the secret VK sends in every Callback API request (secret)"
     )

@@ -58,6 +58,19 @@ class IncidentClassifiedV1(Contract):
     classified_at: UtcDatetime
 
 
+class IncidentAnsweredV1(Contract):
+    """department_api -> route: a department answered; route posts the answer under the author's post where the
+    network allows it (VK), once."""
+
+    SCHEMA: ClassVar[str] = "otklik.incident.answered"
+    VERSION: ClassVar[int] = 1
+    schema_: Literal["otklik.incident.answered"] = Field(default="otklik.incident.answered", alias="schema")
+    version: Literal[1] = 1
+    incident_id: str
+    answer_index: int = Field(ge=0, description="which of the incident's answers")
+    answered_at: UtcDatetime
+
+
 class WebhookPost(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     source: str
@@ -144,7 +157,7 @@ class InboxPostV1(BaseModel):
     municipality: str | None = Field(default=None, description="if the sender knows it")
 
 
-CONTRACTS: tuple[type[Contract], ...] = (PostFetchedV1, IncidentClassifiedV1, WebhookIncidentV1)
+CONTRACTS: tuple[type[Contract], ...] = (PostFetchedV1, IncidentClassifiedV1, IncidentAnsweredV1, WebhookIncidentV1)
 
 
 def decode(data: bytes, expected: tuple[type[Contract], ...]) -> Contract:

@@ -72,11 +72,14 @@ locals {
         OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key
       },
       var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
+      var.secrets.vk_reply_token == null ? {} : { OTKLIK_VK_REPLY_TOKEN = var.secrets.vk_reply_token },
     )
-    # remind sends reminders and escalations on the departments' channels: signed webhooks and e-mail.
+    # remind sends reminders and escalations on the departments' channels (signed webhooks, e-mail) and asks
+    # authors "is it fixed?" under their VK posts.
     remind = merge(
       { OTKLIK_WEBHOOK_SECRETS = var.secrets.webhook_secrets },
       var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
+      var.secrets.vk_reply_token == null ? {} : { OTKLIK_VK_REPLY_TOKEN = var.secrets.vk_reply_token },
     )
     # digest: one e-mail per department with answer links.
     digest = merge(

@@ -107,6 +107,7 @@ variable "settings" {
     vk_api_base                   = optional(string)
     vk_api_version                = optional(string)
     vk_token_kind                 = optional(string) # user, community or service: the kind of the VK token
+    vk_official_ids               = optional(string) # comma-separated VK ids whose comments count as answers
     vk_requests_per_second        = optional(number) # default by kind: user 3, community 20, service 3
     telegram_api_base             = optional(string)
     ok_api_base                   = optional(string)
@@ -166,7 +167,10 @@ variable "secrets" {
     inbox_token = optional(string, "otklik-inbox-token")
     # OTKLIK_SMTP_PASSWORD, given to route only; null when the SMTP server needs no login or e-mail is off.
     smtp_password = optional(string)
-    # OTKLIK_WEBHOOK_SECRETS, given to route only: a JSON object {"department id": "signing secret"}.
+    # OTKLIK_VK_REPLY_TOKEN, given to route and remind: a VK community token with the wall right; null: nothing
+    # is posted to VK.
+    vk_reply_token = optional(string)
+    # OTKLIK_WEBHOOK_SECRETS, given to route and remind: a JSON object {"department id": "signing secret"}.
     webhook_secrets = optional(string, "otklik-webhook-secrets")
     # OTKLIK_LINK_SIGNING_KEY, given to route (signs answer links) and department_api (checks them).
     link_signing_key = optional(string, "otklik-link-signing-key")

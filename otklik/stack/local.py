@@ -40,6 +40,7 @@ DEMO_VK_TOKEN = "demo-vk-token-for-the-local-stand-in"  # noqa: S105 - not a sec
 DEMO_VK_CALLBACK_SECRET = "demo-callback-secret"  # noqa: S105
 DEMO_INBOX_TOKEN = "demo-inbox-token"  # noqa: S105
 DEMO_LINK_SIGNING_KEY = "demo-link-signing-key"
+DEMO_VK_REPLY_TOKEN = "demo-vk-community-token"  # noqa: S105 - a local stand-in's
 
 
 def render_config(template_dir: Path, target: Path, values: dict[str, str]) -> Path:
@@ -94,7 +95,9 @@ class LocalStack:
             self.emulators = emulators_mod.start(self.log_dir, self.emulators_kind)
         # The Google clients in this process (topic set-up, the bridge, summaries) find the emulators here.
         os.environ.update(self.emulators.env())
-        self.vk = VkStandIn(self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA).start()
+        self.vk = VkStandIn(
+            self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA, reply_token=DEMO_VK_REPLY_TOKEN
+        ).start()
         self.feeds = FeedStandIn().start()
         self.telegram = TelegramStandIn().start()
         self.ok = OkStandIn().start()
@@ -136,6 +139,7 @@ class LocalStack:
             "OTKLIK_VK_API_BASE": self.vk.api_base,
             "OTKLIK_VK_TOKEN": DEMO_VK_TOKEN,
             "OTKLIK_VK_CALLBACK_SECRET": DEMO_VK_CALLBACK_SECRET,
+            "OTKLIK_VK_REPLY_TOKEN": DEMO_VK_REPLY_TOKEN,
             "OTKLIK_TELEGRAM_API_BASE": self.telegram.api_base,
             "OTKLIK_TELEGRAM_BOT_TOKEN": DEMO_BOT_TOKEN,
             "OTKLIK_OK_API_BASE": self.ok.api_base,

@@ -39,6 +39,8 @@ VK_ERROR_MESSAGES = {
     18: "User was deleted or banned",
     29: "Rate limit reached",
     203: "Access to group denied",
+    213: "Access denied: no access to comment this post",
+    222: "Hyperlinks are forbidden",
 }
 DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 DEMO_WALLS = DATA / "vk_walls.json"
@@ -63,9 +65,13 @@ class VkStandIn(LoopbackServer):
         comments_file: Path | None = None,
         search_extra_file: Path | None = None,
         max_requests_per_second: float | None = None,
+        reply_token: str | None = None,
     ) -> None:
         super().__init__(_VkHandler)
         self.token = token
+        self.reply_token = reply_token  # the community token wall.createComment takes (None: any)
+        self.comment_guids: dict[tuple[int, str], int] = {}  # VK keeps a guid's comment: a resend is the same one
+        self.closed_comments: set[tuple[int, int]] = set()  # posts whose comments are closed (error 213)
         self.max_requests_per_second = max_requests_per_second
         self.lock = threading.Lock()
         self.calls: list[dict[str, str]] = []
@@ -108,6 +114,10 @@ class VkStandIn(LoopbackServer):
         with self.lock:
             self.comments.setdefault((int(comment["owner_id"]), int(comment["post_id"])), []).append(comment)
             self._count_comments()
+
+    def official_comments(self) -> list[dict[str, Any]]:
+        """Comments the communities wrote themselves (from_id is the negative community id)."""
+        return [c for c in self.all_comments() if int(c.get("from_id", 0)) < 0]
 
     def fail_next(
         self, *, vk_error: int | None = None, http_status: int | None = None, after_calls: int = 0, times: int = 1
@@ -195,9 +205,15 @@ def _error(method: str, params: dict[str, str], code: int, msg: str) -> dict[str
 def _dispatch(owner: VkStandIn, method: str, params: dict[str, str]) -> dict[str, Any]:
     if "v" not in params:
         return _error(method, params, 8, "Invalid request: v (version) is required")
-    if owner.token is not None and params.get("access_token") != owner.token:
+    expected = owner.reply_token if method == "wall.createComment" else owner.token
+    if expected is not None and params.get("access_token") != expected:
         return _error(method, params, 5, VK_ERROR_MESSAGES[5])
-    handler = {"wall.get": _wall_get, "wall.getComments": _wall_get_comments, "newsfeed.search": _search}.get(method)
+    handler = {
+        "wall.get": _wall_get,
+        "wall.getComments": _wall_get_comments,
+        "newsfeed.search": _search,
+        "wall.createComment": _wall_create_comment,
+    }.get(method)
     if handler is None:
         return _error(method, params, 3, "Unknown method passed")
     try:
@@ -228,6 +244,51 @@ def _wall_get_comments(owner: VkStandIn, params: dict[str, str]) -> dict[str, An
         thread = c.get("thread") or {"count": 0, "items": []}
         page.append({**c, "thread": {"count": thread.get("count", 0), "items": thread.get("items", [])[:thread_items]}})
     return {"response": {"count": len(comments), "current_level_count": len(comments), "items": page}}
+
+
+def _wall_create_comment(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
+    """As https://dev.vk.com/ru/method/wall.createComment: owner_id, post_id, message, from_group,
+    reply_to_comment, guid; answers {comment_id, parents_stack}."""
+    if "post_id" not in params:
+        raise ValueError("post_id is undefined")
+    owner_id, post_id = int(params.get("owner_id", 0)), int(params["post_id"])
+    if not params.get("message"):
+        raise ValueError("message is undefined")
+    if owner_id not in owner.walls or not any(int(i["id"]) == post_id for i in owner.walls[owner_id]["items"]):
+        raise ValueError("post_id is invalid")
+    if (owner_id, post_id) in owner.closed_comments:
+        return _error("wall.createComment", params, 213, VK_ERROR_MESSAGES[213])
+    guid = params.get("guid")
+    if guid and (owner_id, guid) in owner.comment_guids:
+        return {"response": {"comment_id": owner.comment_guids[(owner_id, guid)], "parents_stack": []}}
+    comment_id = 1 + max([int(c["id"]) for cs in owner.comments.values() for c in cs] + [900000])
+    from_group = int(params.get("from_group", 0))
+    comment = {
+        "id": comment_id,
+        "from_id": -from_group if from_group else 1,
+        "owner_id": owner_id,
+        "post_id": post_id,
+        "date": int(time.time()),
+        "text": params["message"],
+    }
+    reply_to = params.get("reply_to_comment")
+    parents: list[int] = []
+    if reply_to:
+        parent = next((c for c in owner.comments.get((owner_id, post_id), []) if int(c["id"]) == int(reply_to)), None)
+        if parent is None:
+            raise ValueError("reply_to_comment is invalid")
+        comment["reply_to_comment"] = int(reply_to)
+        comment["parents_stack"] = [int(reply_to)]
+        thread = parent.setdefault("thread", {"count": 0, "items": []})
+        thread["items"].append(comment)
+        thread["count"] = len(thread["items"])
+        parents = [int(reply_to)]
+    else:
+        owner.comments.setdefault((owner_id, post_id), []).append(comment)
+    owner._count_comments()
+    if guid:
+        owner.comment_guids[(owner_id, guid)] = comment_id
+    return {"response": {"comment_id": comment_id, "parents_stack": parents}}
 
 
 def _search(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:

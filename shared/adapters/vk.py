@@ -1,5 +1,6 @@
 """VK connectors over httpx, API version 5.199: community walls (``wall.get``), the comments under their newest
-posts (``wall.getComments``), and keyword / place search (``newsfeed.search``).
+posts (``wall.getComments``), and keyword / place search (``newsfeed.search``); and the community's answers
+under the authors' posts (``wall.createComment``).
 
 Every call goes through ``Polite`` (the token's request rate, backoff with jitter on VK errors 1/6/9/10/29 and
 HTTP 429/5xx). Errors that need a person (a revoked token, a closed community) raise ``SourceAccessError``
@@ -8,6 +9,7 @@ with what to do; the ingest service stops that source and keeps the others going
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +18,8 @@ import httpx
 
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Geo, Post
-from shared.ports import FetchResult, Rejected
+from shared.ports import Delivery, FetchResult, Rejected
+from shared.services.comments import comment_text
 from shared.source_config import VkSearchSource, VkWallSource
 
 PAGE_SIZE = 100  # wall.get and wall.getComments' maximum
@@ -317,3 +320,38 @@ def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
         if url:
             found.append(Attachment(kind=kind, url=url))
     return found
+
+
+class VkCommentSender:
+    """The COMMENT channel on VK: the community answers under the author's post (``wall.createComment`` with
+    ``from_group``). ``guid`` is derived from the notification id, so VK itself refuses a second copy should the
+    same notification ever be sent twice. Needs a community token with the ``wall`` right (OTKLIK_VK_REPLY_TOKEN)."""
+
+    def __init__(self, client: VkClient) -> None:
+        self.client = client
+
+    def send(self, delivery: Delivery) -> None:
+        post = delivery.incident.post
+        if post.source != "vk":
+            raise PermanentError(f"{post.source} posts take no comments from Otklik")
+        owner_id = _int(post.community)
+        if owner_id >= 0:
+            raise PermanentError(f"wall {owner_id} is not a community's: Otklik answers only as a community")
+        if post.parent_post_id is not None:  # a comment: answer in its thread
+            post_id, reply_to = _int(post.parent_post_id), _int(post.post_id.rsplit("_", 1)[-1])
+        else:
+            post_id, reply_to = _int(post.post_id), None
+        guid = hashlib.sha256(delivery.event_id.encode("utf-8")).hexdigest()[:32]
+        try:
+            self.client.call(
+                "wall.createComment",
+                owner_id=owner_id,
+                post_id=post_id,
+                from_group=-owner_id,
+                message=comment_text(delivery),
+                reply_to_comment=reply_to,
+                guid=guid,
+            )
+        except SourceAccessError as exc:
+            # For a comment, "access denied" is about this post (comments closed, a foreign wall): not retried.
+            raise PermanentError(f"{exc} ({exc.action})") from exc

@@ -124,9 +124,11 @@ class Deadlines:
 
     def next_step(self, incident: Incident, departments: list[Department]) -> Due | None:
         """What remind does next on this incident and when; None when nothing is pending."""
-        if incident.status in (S.ROUTED, S.ACKNOWLEDGED) and incident.reply_due_at is not None:
+        replied = incident.first_reply_at is not None
+        if incident.status in (S.ROUTED, S.ACKNOWLEDGED) and not replied and incident.reply_due_at is not None:
             return self._ladder("reply", incident.reply_due_at, incident.reply_level, departments, incident.routed_at)
-        if incident.status is S.ANSWERED and incident.resolve_due_at is not None:
+        open_after_reply = incident.status is S.ANSWERED or (replied and incident.status in (S.ROUTED, S.ACKNOWLEDGED))
+        if open_after_reply and incident.resolve_due_at is not None:
             started = incident.answers[-1].at if incident.answers else None
             return self._ladder("resolution", incident.resolve_due_at, incident.resolve_level, departments, started)
         return None

@@ -133,6 +133,8 @@ class Incident(Model):
     resolve_level: int = Field(default=0, description="escalation steps taken on the resolution clock")
     next_check_at: UtcDatetime | None = Field(default=None, description="when remind looks at it next")
     routing_round: int = Field(default=0, description="0 when first routed, +1 on every re-routing")
+    routing_reason: str = Field(default="new", description="why the last routing round began: new, rerouted, reopened")
+    followup_asked_at: UtcDatetime | None = Field(default=None, description="when the author was asked: is it fixed?")
     # "<department>/<channel>" -> sent, sending (retrying) or failed: a clerk sees at once who never got it.
     delivery: dict[str, str] = Field(default_factory=dict)
     undelivered: bool = Field(default=False, description="some department has not received it (yet)")
@@ -145,6 +147,7 @@ class Incident(Model):
 class Channel(StrEnum):
     WEBHOOK = "webhook"
     EMAIL = "email"
+    COMMENT = "comment"  # a reply under the author's post, in the network it came from (VK: wall.createComment)
 
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"

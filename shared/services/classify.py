@@ -8,6 +8,7 @@ from typing import Protocol
 from shared.contracts import IncidentClassifiedV1, PostFetchedV1
 from shared.domain.models import Classification, Incident, IncidentStatus, Post, StatusChange
 from shared.ports import Clock, IncidentRepository, Publisher
+from shared.services.threads import ThreadReplies
 
 log = logging.getLogger(__name__)
 ACTOR = "classify"
@@ -28,7 +29,9 @@ class ClassifyService:
         publisher: Publisher,
         topic: str,
         clock: Clock,
+        threads: ThreadReplies | None = None,
     ) -> None:
+        self.threads = threads
         self.classifier = classifier
         self.incidents = incidents
         self.publisher = publisher
@@ -38,12 +41,21 @@ class ClassifyService:
     def handle(self, message: PostFetchedV1) -> str:
         post = message.post
         now = self.clock()
+        thread = self.threads.handle(post) if self.threads is not None else None
+        if thread is not None and thread.reopened is not None:
+            self.publisher.publish(self.topic, [to_message(thread.reopened)])  # route notifies the department again
         classification = self.classifier.classify(post)
+        if thread is not None:
+            # Part of an incident's conversation, not a new complaint: kept, counted, never routed.
+            classification = classification.model_copy(
+                update={"is_complaint": False, "evidence": (*classification.evidence, f"thread: {thread.note}")}
+            )
         history = [StatusChange(status=IncidentStatus.NEW, at=now, actor=ACTOR)]
         status = IncidentStatus.NEW
         if not classification.is_complaint:
             status = IncidentStatus.IRRELEVANT
-            history.append(StatusChange(status=status, at=now, actor=ACTOR, note="not a complaint"))
+            note = thread.note if thread is not None else "not a complaint"
+            history.append(StatusChange(status=status, at=now, actor=ACTOR, note=note))
         incident = Incident(
             id=post.incident_id,
             post=post,

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     status: NotificationStatus
     error: str | None
+    channel: Channel | None = None
 
 
 class Notifier:
@@ -49,10 +50,10 @@ class Notifier:
         )
         claim = self.notifications.claim(fresh, self.lease_seconds, now)
         if claim.state is ClaimState.DONE:
-            return Outcome(claim.notification.status, claim.notification.last_error)
+            return Outcome(claim.notification.status, claim.notification.last_error, channel)
         if claim.state is ClaimState.BUSY:
             # Another delivery of this message is sending it; come back to confirm it was sent.
-            return Outcome(NotificationStatus.SENDING, f"{nid} is being sent by another worker")
+            return Outcome(NotificationStatus.SENDING, f"{nid} is being sent by another worker", channel)
         claimed = claim.notification
         sender = self.senders.get(channel)
         if sender is None:
@@ -74,4 +75,4 @@ class Notifier:
         if release:
             update["claimed_at"] = None  # let the redelivery try at once
         self.notifications.save(n.model_copy(update=update))
-        return Outcome(status, error)
+        return Outcome(status, error, n.channel)

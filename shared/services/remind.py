@@ -18,12 +18,14 @@ from datetime import datetime, timedelta
 from shared.contracts import IncidentClassifiedV1
 from shared.domain.deadlines import LADDER, Deadlines, Due, Step, schedule
 from shared.domain.lifecycle import record_event
-from shared.domain.models import Department, Incident, NotificationStatus
+from shared.domain.models import Channel, Department, Incident, NotificationStatus
 from shared.ports import Delivery, DepartmentDirectory, IncidentRepository, Publisher
 from shared.services.notify import Notifier, Outcome
+from shared.services.route import REPLYING_SOURCES
 
 log = logging.getLogger(__name__)
 ACTOR = "remind"
+FOLLOWUP = "followup"
 
 STEP_EVENTS = {
     Step.REMIND: "reminder",
@@ -129,6 +131,8 @@ class RemindService:
         changes: dict[str, object] = dict(level)
         if due.step is Step.OVERDUE:
             changes.update(overdue=True, overdue_at=now)
+        if self._asks_author(i, due) and any(o.channel is Channel.COMMENT for o in outcomes):
+            changes.update(followup_asked_at=now)
         failed = [o.error for o in outcomes if o.status is NotificationStatus.FAILED]
         clock_name = "first reply" if due.clock == "reply" else "resolution"
         note = f"{clock_name} due {due.due.isoformat()}" + (
@@ -149,7 +153,23 @@ class RemindService:
         for target in targets:
             for channel in target.channels:
                 outcomes.append(self.notifier.send(Delivery(target, incident, "", kind, urgent, None), channel))
+        if self._asks_author(incident, due) and departments:
+            # "Is it fixed?" under the author's post. Failing for good (comments closed) does not hold the step.
+            ask = Delivery(departments[0], incident, "", f"{FOLLOWUP}.r{incident.routing_round}")
+            asked = self.notifier.send(ask, Channel.COMMENT)
+            if asked.status is not NotificationStatus.FAILED:
+                outcomes.append(asked)
         return outcomes
+
+    @staticmethod
+    def _asks_author(incident: Incident, due: Due) -> bool:
+        return (
+            due.clock == "resolution"
+            and due.step is Step.OVERDUE
+            and incident.status == "answered"
+            and incident.followup_asked_at is None
+            and incident.post.source in REPLYING_SOURCES
+        )
 
     def _targets(self, step: Step, departments: list[Department]) -> list[Department]:
         if step in (Step.REMIND, Step.OVERDUE):

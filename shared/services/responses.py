@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from shared.contracts import IncidentClassifiedV1
+from shared.contracts import IncidentAnsweredV1, IncidentClassifiedV1
 from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Incident, IncidentStatus
@@ -114,8 +114,12 @@ class ResponseService:
             raise ActionError("an interim answer needs promised_by: the date the full answer will come")
         self.view(actor, incident_id)
 
+        which: list[int] = []  # the index of this request's answer
+
         def change(i: Incident) -> Incident | None:
-            if request_key and any(a.request_key == request_key for a in i.answers):
+            earlier = [n for n, a in enumerate(i.answers) if request_key and a.request_key == request_key]
+            which[:] = earlier or [len(i.answers)]
+            if earlier:
                 return None  # the same request again (a double click, a client's retry)
             if i.status not in (S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED):
                 raise ActionRefused(f"incident {i.id} is {i.status}: it cannot be answered")
@@ -140,7 +144,13 @@ class ResponseService:
                 return self._scheduled(record_event(i, "answer", at=now, actor=actor.name, note=note, **changes))
             return self._scheduled(transition(i, S.ANSWERED, at=now, actor=actor.name, note=note, **changes))
 
-        return self._update(incident_id, change)
+        updated = self._update(incident_id, change)
+        # Route posts it under the author's post where the network allows. Published again on a resent request
+        # too (the first publish may have been lost): route's notification record makes it one comment.
+        [index] = which
+        posted = IncidentAnsweredV1(incident_id=updated.id, answer_index=index, answered_at=updated.answers[index].at)
+        self.publisher.publish(self.topic_incidents, [posted])
+        return updated
 
     def resolve(
         self, actor: Actor, incident_id: str, text: str | None = None, request_key: str | None = None
@@ -252,6 +262,7 @@ class ResponseService:
                 undelivered=True,
                 delivery={},
                 routed_at=now,
+                routing_reason="rerouted",
             )
             # The author's clocks keep running: the new department inherits the deadlines, not a fresh start.
             return self._scheduled(rerouted)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shared.contracts import IncidentClassifiedV1
+from shared.contracts import IncidentAnsweredV1, IncidentClassifiedV1
 from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.errors import PermanentError, TransientError
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import (
+    Channel,
     Department,
     Incident,
     IncidentStatus,
@@ -30,6 +31,8 @@ ACTOR = "route"
 NEW_INCIDENT = "new_incident"
 REROUTED = "rerouted"
 DELIVERY_FAILED = "delivery_failed"
+ANSWER = "answer"
+REPLYING_SOURCES = frozenset({"vk"})  # networks where Otklik can comment under the author's post
 
 
 class RouteService:
@@ -48,6 +51,27 @@ class RouteService:
         self.deadlines = deadlines
         self.clock = clock
         self.answer_url = answer_url
+
+    def handle_answered(self, message: IncidentAnsweredV1) -> str:
+        """Post the department's answer under the author's post, once (VK ``wall.createComment`` with a guid)."""
+        incident = self.incidents.get(message.incident_id)
+        if incident is None:
+            raise PermanentError(f"incident {message.incident_id} does not exist")
+        if message.answer_index >= len(incident.answers):
+            raise PermanentError(f"incident {incident.id} has no answer {message.answer_index}")
+        if incident.post.source not in REPLYING_SOURCES:
+            return f"incident {incident.id}: {incident.post.source} takes no replies from us"
+        answer = incident.answers[message.answer_index]
+        department = self.directory.department(answer.department_id) or self.directory.department(
+            self.directory.fallback
+        )
+        if department is None:
+            raise PermanentError(f"no department {answer.department_id} to sign the answer")
+        delivery = Delivery(department, incident, "", f"{ANSWER}.{message.answer_index}")
+        outcome = self.notifier.send(delivery, Channel.COMMENT)
+        if outcome.status is NotificationStatus.SENDING:
+            raise TransientError(f"answer of {incident.id} not posted yet: {outcome.error}")
+        return f"answer {message.answer_index} of {incident.id}: comment {outcome.status}"
 
     def handle(self, message: IncidentClassifiedV1) -> str:
         incident = self.incidents.get(message.incident_id)
@@ -81,7 +105,7 @@ class RouteService:
     def _notify_all(self, incident: Incident) -> str:
         # The stored routing decides who hears about it: a redelivery after a config change still finishes
         # the notifications of the departments this incident was routed to, with their current contacts.
-        kind = notification_kind(incident.routing_round)
+        kind = notification_kind(incident)
         urgent = incident.classification.danger or incident.classification.priority is Priority.CRITICAL
         outcomes: dict[str, Outcome] = {}
         for dep_id in incident.department_ids:
@@ -141,6 +165,9 @@ class RouteService:
                 self.notifier.send(Delivery(coordinator, incident, "", kind, True, None), channel)
 
 
-def notification_kind(routing_round: int) -> str:
-    """A re-routed incident is a new notification (the new department must hear of it); a replay is not."""
-    return NEW_INCIDENT if routing_round == 0 else f"{REROUTED}.{routing_round}"
+def notification_kind(incident: Incident) -> str:
+    """A re-routed or reopened incident is a new notification (the department must hear of it); a replay is
+    not: ``rerouted.1``, ``reopened.2``."""
+    if incident.routing_round == 0:
+        return NEW_INCIDENT
+    return f"{incident.routing_reason}.{incident.routing_round}"

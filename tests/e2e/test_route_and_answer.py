@@ -176,3 +176,39 @@ def test_nobody_answers_for_a_week_remind_escalates_and_the_digest_lists_it(make
         m for m in stack.smtp.messages if m["Subject"].startswith("Сводка") and m["To"] == "edds@shakhty.example"
     ]
     assert "просрочено" in letter["Subject"] and incident_id in letter.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_an_answer_is_posted_under_the_vk_post_and_read_back_as_the_official_answer(make_stack: Any) -> None:
+    stack: LocalStack = make_stack()
+    report = stack.fire_ingest()
+    stack.wait_until_settled(report["published"])
+    db = stack.firestore()
+    docs = [Incident.model_validate(d.to_dict()) for d in db.collection("incidents").stream()]
+    target = next(
+        i
+        for i in docs
+        if i.status == "routed"
+        and i.post.source == "vk"
+        and i.post.parent_post_id is None
+        and i.post.community == "-210000001"
+    )
+    department = target.department_ids[0]
+    token = stack.issue_token(department)
+    text = f"Заявка {uuid.uuid4().hex[:6]} передана подрядчику, ремонт в течение трёх дней."
+    assert api(stack, token, "POST", f"/incidents/{target.id}/answer", json={"text": text}).status_code == 200
+
+    def posted() -> list[dict[str, Any]]:
+        return [c for c in stack.vk.official_comments() if c["text"].startswith(text)]
+
+    deadline = time.monotonic() + 30
+    while not posted() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [comment] = posted()
+    assert int(comment["post_id"]) == int(target.post.post_id) and comment["from_id"] == -210000001
+
+    again = stack.fire_ingest()  # the community's comment comes back through the wall's comments
+    stack.wait_until_settled(report["published"] + again["published"])
+    echo = stored(stack, incident_id_for("vk", "-210000001", f"{comment['post_id']}_{comment['id']}"))
+    assert echo.status == "irrelevant" and "official answer" in echo.status_history[-1].note
+    answered = stored(stack, target.id)
+    assert answered.status == "answered" and [a.text for a in answered.answers] == [text]

@@ -123,6 +123,7 @@ def test_json_schemas_are_named_by_schema_and_version() -> None:
     assert set(schemas) == {
         "otklik.post.fetched.v1.json",
         "otklik.incident.classified.v1.json",
+        "otklik.incident.answered.v1.json",
         "otklik.webhook.incident.v1.json",
         "otklik.inbox.post.v1.json",  # an HTTP body, not a Pub/Sub message: no schema field of its own
     }

@@ -622,7 +622,10 @@ def test_a_rerouted_incident_is_a_new_notification_for_its_new_department_and_a_
     rig.route(incident)
     # What ResponseService does on a correction: new departments, the next routing round.
     rig.incidents.update(
-        incident.id, lambda i: i.model_copy(update={"department_ids": ("shakhty-edds",), "routing_round": 1})
+        incident.id,
+        lambda i: i.model_copy(
+            update={"department_ids": ("shakhty-edds",), "routing_round": 1, "routing_reason": "rerouted"}
+        ),
     )
     rig.route(incident)
     rig.route(incident)

@@ -62,10 +62,13 @@ SECRET_OWNERS = {
     # Everything that sends e-mail: route (notifications), remind (reminders, escalations), digest.
     "OTKLIK_SMTP_PASSWORD": {"route", "remind", "digest"},
     "OTKLIK_WEBHOOK_SECRETS": {"route", "remind"},
+    # route posts departments' answers under the authors' VK posts; remind asks the follow-up question there.
+    "OTKLIK_VK_REPLY_TOKEN": {"route", "remind"},
     # route signs the answer links it puts in e-mails; department_api checks them.
     "OTKLIK_LINK_SIGNING_KEY": {"route", "department_api", "digest"},
 }
 OPTIONAL_SECRETS = {
+    "OTKLIK_VK_REPLY_TOKEN",
     "OTKLIK_TELEGRAM_BOT_TOKEN",
     "OTKLIK_OK_ACCESS_TOKEN",
     "OTKLIK_OK_APPLICATION_SECRET_KEY",
