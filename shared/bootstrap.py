@@ -87,7 +87,7 @@ def inbound(stage: str) -> InboundHandler:
 
 @cache
 def classify_service() -> ClassifyService:
-    from shared.adapters.firestore import FirestoreIncidents
+    from shared.adapters.firestore import PUBLISHED_POSTS, FirestoreIncidents, FirestoreMarkers
     from shared.adapters.pubsub import PubSubPublisher
     from shared.classifier.russian import RussianClassifier
     from shared.services.classify import ClassifyService
@@ -107,7 +107,9 @@ def classify_service() -> ClassifyService:
         PubSubPublisher(publisher_client(), s.project_id),
         s.topic_incidents,
         clock,
-        ThreadReplies(incidents, is_official, clock, deadlines, directory),
+        ThreadReplies(
+            incidents, is_official, clock, deadlines, directory, FirestoreMarkers(firestore_client(), PUBLISHED_POSTS)
+        ),
     )
 
 

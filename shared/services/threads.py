@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.domain.deadlines import Deadlines, schedule
+from shared.domain.errors import TransientError
 from shared.domain.ids import incident_id_for
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Department, Incident, IncidentStatus, Post
-from shared.ports import Clock, DepartmentDirectory, IncidentRepository
+from shared.ports import Clock, DepartmentDirectory, IncidentRepository, MarkerSet
 
 S = IncidentStatus
 ACTOR = "classify"
@@ -46,7 +47,9 @@ class ThreadReplies:
         clock: Clock,
         deadlines: Callable[[], Deadlines],
         directory: Callable[[], DepartmentDirectory],
+        published: MarkerSet | None = None,
     ) -> None:
+        self.published = published
         self.incidents = incidents
         self.is_official = is_official
         self.clock = clock
@@ -68,6 +71,10 @@ class ThreadReplies:
         parent_id = incident_id_for(post.source, post.community, post.parent_post_id)
         parent = self.incidents.get(parent_id)
         if parent is None:
+            if self.is_official(post) and self.published is not None and not self.published.unseen([parent_id]):
+                # The post was published with this comment and is being classified right now (Pub/Sub does not
+                # keep order): wait for it, so the answer is counted on its incident.
+                raise TransientError(f"official comment {post.incident_id}: its post {parent_id} is not stored yet")
             return None
         if self.is_official(post):
             return self._official_answer(parent, post)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from shared.config import RoutingConfig, load_calendar, load_deadlines
 from shared.contracts import IncidentAnsweredV1, IncidentClassifiedV1, PostFetchedV1
 from shared.domain.deadlines import Deadlines
+from shared.domain.errors import TransientError
 from shared.domain.models import Channel, Classification, Department, Incident, IncidentStatus, Post, Priority
 from shared.services.classify import ClassifyService
 from shared.services.comments import FOLLOWUP_QUESTION, comment_text
@@ -19,7 +22,7 @@ from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from shared.services.threads import ThreadReplies
 from tests.builders import T0, make_incident, make_post
-from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, RecordingSender
+from tests.fakes import MemoryIncidents, MemoryMarkers, MemoryNotifications, MemoryPublisher, RecordingSender
 
 S = IncidentStatus
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +196,20 @@ def test_incidents_from_other_networks_get_no_comment() -> None:
     [message] = [m for m in rig.publisher.on("incidents") if isinstance(m, IncidentAnsweredV1)]
     assert "takes no replies" in rig.route.handle_answered(message)
     assert rig.comments.sent == []
+
+
+def test_an_official_comment_whose_post_is_still_in_flight_waits_for_it() -> None:
+    rig = Rig()
+    published = MemoryMarkers()
+    rig.classify.threads.published = published  # type: ignore[union-attr]
+    parent = make_post("100")
+    published.mark([parent.incident_id], T0)  # ingest published both; the comment is classified first
+    answer = rig.comment("7", COMMUNITY, "Передали в дорожную службу.")
+    with pytest.raises(TransientError, match="not stored yet"):
+        rig.classify.handle(PostFetchedV1(post=answer, fetched_at=T0))
+    rig.post(parent)
+    rig.post(answer)  # Pub/Sub's redelivery
+    assert [a.department_id for a in rig.stored(parent.incident_id).answers] == ["official-account"]
+    # A comment under a post Otklik never published (older than the first fetch) is just a comment.
+    lone = rig.post(rig.comment("8", COMMUNITY, "Спасибо за обращение", parent="999"))
+    assert lone.status is S.ROUTED
