@@ -310,7 +310,7 @@ def remind_service() -> RemindService:
 @cache
 def digest_service() -> DigestService:
     from shared.adapters.email import mail_sender
-    from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
+    from shared.adapters.firestore import FirestoreIncidents
     from shared.services.digest import DigestService
 
     s = settings()
@@ -318,9 +318,8 @@ def digest_service() -> DigestService:
     return DigestService(
         FirestoreIncidents(firestore_client()),
         directory(),
-        FirestoreNotifications(firestore_client()),
+        notifier(),
         mail_sender(s),
-        s.notification_lease_seconds,
         links.url if links else (lambda incident_id, department_id: None),
     )
 

@@ -4,17 +4,9 @@ import functions_framework
 from flask import Request
 
 from shared import bootstrap
-from shared.domain.errors import PermanentError
+from shared.entrypoints.scheduled import run_scheduled
 
 
 @functions_framework.http
 def remind(request: Request) -> tuple[dict[str, object], int]:
-    if request.method != "POST":
-        return {"error": "use POST"}, 405
-    body = request.get_json(silent=True) if request.data else None
-    if body is not None and not isinstance(body, dict):
-        return {"error": "body must be a JSON object"}, 400
-    try:
-        return bootstrap.run_remind(body), 200
-    except PermanentError as exc:
-        return {"error": str(exc)}, 400
+    return run_scheduled(request, bootstrap.run_remind)

@@ -15,8 +15,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.domain.errors import PermanentError
-from shared.domain.models import Channel, Incident, Notification, NotificationStatus
-from shared.ports import ClaimState, DepartmentDirectory, IncidentRepository, NotificationLog
+from shared.domain.models import Channel, Department, Incident, Notification, NotificationStatus
+from shared.ports import DepartmentDirectory, IncidentRepository
+from shared.services.notify import Notifier
 from shared.services.texts import RenderedEmail, digest_email
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,14 @@ class DigestService:
         self,
         incidents: IncidentRepository,
         directory: DepartmentDirectory,
-        notifications: NotificationLog,
+        notifier: Notifier,
         mail: LetterSender | None,
-        lease_seconds: float,
         answer_url: Callable[[str, str], str | None],
     ) -> None:
         self.incidents = incidents
         self.directory = directory
-        self.notifications = notifications
+        self.notifier = notifier
         self.mail = mail
-        self.lease_seconds = lease_seconds
         self.answer_url = answer_url
 
     def run(self, now: datetime) -> DigestReport:
@@ -77,23 +76,13 @@ class DigestService:
                 kind="digest",
                 status=NotificationStatus.SENDING,
             )
-            claim = self.notifications.claim(fresh, self.lease_seconds, now)
-            if claim.state is not ClaimState.GRANTED:
-                report.skipped.append(department.id)
-                continue
-            try:
-                self.mail.send_rendered(department.email, digest_email(department, mine, now, self.answer_url), nid)
-            except PermanentError as exc:
-                self._save(claim.notification, NotificationStatus.FAILED, str(exc), now)
+            outcome = self.notifier.once(fresh, self._letter(department, mine, now, nid))
+            if not outcome.attempted:
+                report.skipped.append(department.id)  # sent (or failed for good) earlier today, or being sent
+            elif outcome.status is NotificationStatus.SENT:
+                report.sent.append(department.id)
+            else:
                 report.failed.append(department.id)
-                continue
-            except Exception as exc:
-                log.warning("digest %s not sent, the next run retries: %s", nid, exc)
-                self._save(claim.notification, NotificationStatus.SENDING, f"{type(exc).__name__}: {exc}", now, True)
-                report.failed.append(department.id)
-                continue
-            self._save(claim.notification, NotificationStatus.SENT, None, now)
-            report.sent.append(department.id)
         return report
 
     def _open(self) -> list[Incident]:
@@ -107,12 +96,11 @@ class DigestService:
             after = page[-1].created_at
         return found
 
-    def _save(
-        self, n: Notification, status: NotificationStatus, error: str | None, now: datetime, release: bool = False
-    ) -> None:
-        update: dict[str, object] = {"status": status, "last_error": error}
-        if status is NotificationStatus.SENT:
-            update["sent_at"] = now
-        if release:
-            update["claimed_at"] = None
-        self.notifications.save(n.model_copy(update=update))
+    def _letter(self, department: Department, mine: list[Incident], now: datetime, nid: str) -> Callable[[], None]:
+        mail, to = self.mail, department.email
+        assert mail is not None and to is not None
+
+        def send() -> None:
+            mail.send_rendered(to, digest_email(department, mine, now, self.answer_url), nid)
+
+        return send

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.domain.errors import PermanentError
@@ -21,6 +22,7 @@ class Outcome:
     status: NotificationStatus
     error: str | None
     channel: Channel | None = None
+    attempted: bool = False  # this call tried to send it (False: done, or busy, elsewhere)
 
 
 class Notifier:
@@ -38,8 +40,8 @@ class Notifier:
 
     def send(self, delivery: Delivery, channel: Channel) -> Outcome:
         department, incident = delivery.department, delivery.incident
-        now = self.clock()
         nid = notification_id_for(incident.id, department.id, channel, delivery.kind)
+        sender = self.senders.get(channel)
         fresh = Notification(
             id=nid,
             incident_id=incident.id,
@@ -48,18 +50,25 @@ class Notifier:
             kind=delivery.kind,
             status=NotificationStatus.SENDING,
         )
-        claim = self.notifications.claim(fresh, self.lease_seconds, now)
+        if sender is None:
+            return self.once(fresh, None)
+        return self.once(fresh, lambda: sender.send(dataclasses.replace(delivery, event_id=nid)))
+
+    def once(self, fresh: Notification, send: Callable[[], None] | None) -> Outcome:
+        """Claim ``fresh`` (or its stored record), run ``send`` if granted, record the outcome. ``send`` None:
+        there is no way to send it (no sender configured), recorded as failed."""
+        nid, channel = fresh.id, fresh.channel
+        claim = self.notifications.claim(fresh, self.lease_seconds, self.clock())
         if claim.state is ClaimState.DONE:
             return Outcome(claim.notification.status, claim.notification.last_error, channel)
         if claim.state is ClaimState.BUSY:
             # Another delivery of this message is sending it; come back to confirm it was sent.
             return Outcome(NotificationStatus.SENDING, f"{nid} is being sent by another worker", channel)
         claimed = claim.notification
-        sender = self.senders.get(channel)
-        if sender is None:
+        if send is None:
             return self._save(claimed, NotificationStatus.FAILED, f"no sender configured for {channel}")
         try:
-            sender.send(dataclasses.replace(delivery, event_id=nid))
+            send()
         except PermanentError as exc:
             log.error("notification %s failed for good: %s", nid, exc)
             return self._save(claimed, NotificationStatus.FAILED, str(exc))
@@ -75,4 +84,4 @@ class Notifier:
         if release:
             update["claimed_at"] = None  # let the redelivery try at once
         self.notifications.save(n.model_copy(update=update))
-        return Outcome(status, error, n.channel)
+        return Outcome(status, error, n.channel, attempted=True)

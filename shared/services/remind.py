@@ -22,6 +22,7 @@ from shared.domain.models import Channel, Department, Incident, NotificationStat
 from shared.ports import Delivery, DepartmentDirectory, IncidentRepository, Publisher
 from shared.services.notify import Notifier, Outcome
 from shared.services.route import REPLYING_SOURCES
+from shared.services.routing import departments_of
 
 log = logging.getLogger(__name__)
 ACTOR = "remind"
@@ -92,7 +93,7 @@ class RemindService:
     # --- the ladder -----------------------------------------------------------------------------------
 
     def _departments(self, incident: Incident) -> list[Department]:
-        return [d for d in map(self.directory.department, incident.department_ids) if d is not None]
+        return departments_of(self.directory, incident)
 
     def _advance(self, candidate: Incident, now: datetime, report: RemindReport) -> bool:
         """Take the step due on this incident, if any; True if one was recorded."""

@@ -19,6 +19,7 @@ from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Incident, IncidentStatus
 from shared.ports import Clock, DepartmentDirectory, IncidentRepository, Publisher
+from shared.services.routing import departments_of
 
 S = IncidentStatus
 
@@ -286,7 +287,7 @@ class ResponseService:
         return updated
 
     def _scheduled(self, incident: Incident) -> Incident:
-        departments = [d for d in map(self.directory.department, incident.department_ids) if d is not None]
+        departments = departments_of(self.directory, incident)
         return incident.model_copy(update=schedule(self.deadlines, incident, departments))
 
     def _update(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> Incident:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from shared.config import RoutingConfig
 from shared.domain.models import Department, Incident, RoutingRule
+from shared.ports import DepartmentDirectory
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +97,8 @@ class LiveDirectory:
     @property
     def fallback(self) -> str:
         return self._directory().fallback
+
+
+def departments_of(directory: DepartmentDirectory, incident: Incident) -> list[Department]:
+    """The departments an incident is routed to, as the directory knows them now (gone ones left out)."""
+    return [d for d in map(directory.department, incident.department_ids) if d is not None]

@@ -21,6 +21,7 @@ from shared.domain.ids import incident_id_for
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Department, Incident, IncidentStatus, Post
 from shared.ports import Clock, DepartmentDirectory, IncidentRepository, MarkerSet
+from shared.services.routing import departments_of
 
 S = IncidentStatus
 ACTOR = "classify"
@@ -58,8 +59,7 @@ class ThreadReplies:
         self.directory = directory
 
     def _departments(self, incident: Incident) -> list[Department]:
-        directory = self.directory()
-        return [d for d in map(directory.department, incident.department_ids) if d is not None]
+        return departments_of(self.directory(), incident)
 
     def _scheduled(self, incident: Incident) -> Incident:
         return incident.model_copy(update=schedule(self.deadlines(), incident, self._departments(incident)))

@@ -10,6 +10,7 @@ from shared.config import RoutingConfig
 from shared.domain.errors import PermanentError
 from shared.domain.models import Department, IncidentStatus
 from shared.services.digest import DigestService
+from shared.services.notify import Notifier
 from shared.services.routing import RuleDirectory
 from shared.services.texts import RenderedEmail
 from tests.builders import T0, make_incident, make_post
@@ -33,11 +34,15 @@ class Letters:
         self.sent.append((to, rendered, event_id))
 
 
+def notifier() -> Notifier:
+    return Notifier(MemoryNotifications(), {}, lambda: T0, 60)
+
+
 def rig() -> tuple[DigestService, MemoryIncidents, Letters]:
     incidents = MemoryIncidents()
     letters = Letters()
     service = DigestService(
-        incidents, RuleDirectory(CONFIG), MemoryNotifications(), letters, 60, lambda i, d: f"https://api/answer/{i}"
+        incidents, RuleDirectory(CONFIG), notifier(), letters, lambda i, d: f"https://api/answer/{i}"
     )
     return service, incidents, letters
 
@@ -93,7 +98,7 @@ def test_a_letter_that_fails_for_now_is_sent_by_the_next_run() -> None:
 
 def test_without_a_mail_provider_the_digest_says_so() -> None:
     incidents = MemoryIncidents()
-    service = DigestService(incidents, RuleDirectory(CONFIG), MemoryNotifications(), None, 60, lambda i, d: None)
+    service = DigestService(incidents, RuleDirectory(CONFIG), notifier(), None, lambda i, d: None)
     with pytest.raises(PermanentError, match="e-mail provider"):
         service.run(T0)
 
