@@ -6,7 +6,7 @@ OTKLIK := $(VENV)/bin/otklik
 PYTEST_ARGS ?=
 
 .PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone lint typecheck \
-        build schemas seed bench classify train eval clean
+        build schemas seed bench classify train eval clean plan deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -46,6 +46,18 @@ typecheck: setup  ## mypy --strict on shared/ and otklik/
 
 build: setup  ## one deployable folder per function in build/functions/
 	@$(OTKLIK) build
+
+TF := terraform -chdir=infra/terraform
+TFVARS ?= infra/terraform/prod.tfvars
+
+plan: build  ## build, then terraform init + plan with TFVARS (default infra/terraform/prod.tfvars) into tfplan
+	@command -v terraform >/dev/null || { echo "terraform is not installed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
+	@test -f "$(TFVARS)" || { echo "$(TFVARS) not found: copy infra/terraform/example.tfvars and fill it in" >&2; exit 1; }
+	$(TF) init -input=false
+	$(TF) plan -input=false -var-file=$(abspath $(TFVARS)) -out=tfplan
+
+deploy: plan  ## plan, then apply exactly that plan (review the plan's output first)
+	$(TF) apply -input=false tfplan
 
 schemas: setup  ## regenerate docs/schemas/ from the message contracts
 	@$(OTKLIK) schemas

@@ -34,3 +34,6 @@ secrets = {
 }
 
 scheduler_time_zone = "Europe/Moscow"
+
+# Who hears of dead-lettered messages and failing functions (monitoring.tf).
+alert_emails = ["otklik-oncall@region.example"]

@@ -32,10 +32,10 @@ resource "google_service_account" "function" {
   depends_on = [google_project_service.this]
 }
 
-# Identity with which Eventarc pushes Pub/Sub events to classify and route.
-resource "google_service_account" "eventarc" {
-  account_id   = "otklik-eventarc"
-  display_name = "Otklik Eventarc triggers (invokes the Pub/Sub-triggered functions)"
+# Identity of the OIDC token with which Pub/Sub pushes messages to classify and route (pubsub.tf).
+resource "google_service_account" "pusher" {
+  account_id   = "otklik-pubsub-push"
+  display_name = "Otklik Pub/Sub push subscriptions (invokes the Pub/Sub-triggered functions)"
 
   depends_on = [google_project_service.this]
 }
@@ -153,17 +153,6 @@ resource "google_cloudfunctions2_function" "function" {
     }
   }
 
-  dynamic "event_trigger" {
-    for_each = each.value.trigger == "pubsub" ? [each.value] : []
-    content {
-      trigger_region        = var.region
-      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-      pubsub_topic          = google_pubsub_topic.this[event_trigger.value.topic].id
-      retry_policy          = "RETRY_POLICY_RETRY"
-      service_account_email = google_service_account.eventarc.email
-    }
-  }
-
   depends_on = [
     google_project_service.this,
     google_project_iam_member.build,
@@ -181,17 +170,17 @@ resource "google_cloudfunctions2_function" "function" {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Who may invoke what: Eventarc the Pub/Sub-triggered functions, Scheduler the scheduled ones, anyone the
+# Who may invoke what: Pub/Sub's push subscriptions the Pub/Sub-triggered functions, Scheduler the scheduled ones, anyone the
 # public ones. Nothing else. A gen2 function is served by the Cloud Run service of the same name, where
 # roles/run.invoker is checked.
 # ---------------------------------------------------------------------------------------------------------
 
-resource "google_cloud_run_service_iam_member" "eventarc_invoker" {
+resource "google_cloud_run_service_iam_member" "pusher_invoker" {
   for_each = local.pubsub_functions
   location = google_cloudfunctions2_function.function[each.key].location
   service  = google_cloudfunctions2_function.function[each.key].name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.eventarc.email}"
+  member   = "serviceAccount:${google_service_account.pusher.email}"
 }
 
 resource "google_cloud_run_service_iam_member" "scheduler_invoker" {

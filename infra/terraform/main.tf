@@ -30,6 +30,12 @@ locals {
     }
   }
   pubsub_functions    = { for name, f in local.functions : name => f if f.trigger == "pubsub" }
+  # Each subscription of topology.json, with its topic and dead-letter topic (pubsub.tf).
+  push_subscriptions = merge([
+    for t in local.topology.topics : {
+      for s in t.subscriptions : s.name => merge(s, { topic = t.name, dead_letter_topic = t.dead_letter_topic })
+    }
+  ]...)
   scheduled_functions = { for name, f in local.functions : name => f if f.schedule != null }
   # "public": true in topology.json: reachable from the internet (vk_callback for VK's Callback API, inbox for
   # other systems). Every other function is internal-only.
@@ -122,7 +128,7 @@ resource "google_project_service" "this" {
     "run.googleapis.com",
     "cloudbuild.googleapis.com",
     "artifactregistry.googleapis.com",
-    "eventarc.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "firestore.googleapis.com",
     "cloudscheduler.googleapis.com",

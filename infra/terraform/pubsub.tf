@@ -24,14 +24,78 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-# TODO(deploy issue): the subscriptions of topology.json (otklik-posts-classify, otklik-incidents-route) with
-# their ack deadline, retry backoff, max_delivery_attempts and dead-letter topic are NOT created yet.
-# For now each Pub/Sub-triggered function gets the push subscription Eventarc creates for its event_trigger
-# (functions.tf), which Terraform cannot configure: no dead-letter policy, no backoff
-# (https://github.com/hashicorp/terraform-provider-google/issues/17697, "Eventarc dead_letter_topic
-# configuration"). Until then a failing message is retried by Eventarc (RETRY_POLICY_RETRY) and the
-# functions quarantine it in Firestore after OTKLIK_MAX_RETRY_AGE_SECONDS, so nothing reaches the
-# dead-letter topics yet. The deploy issue either replaces event_trigger with our own push subscriptions
-# (push_config with an OIDC token, dead_letter_policy and retry_policy read from topology.json, plus the
-# Pub/Sub service agent's publisher/subscriber grants that dead-lettering needs) or adopts the provider
-# feature once #17697 is done.
+# The subscriptions of topology.json (otklik-posts-classify, otklik-incidents-route) are our own push
+# subscriptions, not Eventarc triggers: an Eventarc-managed subscription takes no dead-letter policy and no
+# backoff from Terraform (https://github.com/hashicorp/terraform-provider-google/issues/17697). Pub/Sub pushes
+# to the function's HTTPS address with an OIDC token of otklik-pubsub-push (roles/run.invoker on that function
+# only); functions-framework turns the push body into the same CloudEvent an Eventarc trigger delivers
+# (tests/integration/test_function_entrypoints.py posts one). A message failing max_delivery_attempts times,
+# with exponential backoff between min and max_backoff_seconds, goes to the topic's dead-letter topic, where
+# the pull subscription above keeps it for an operator; an alert fires (monitoring.tf).
+resource "google_pubsub_subscription" "push" {
+  for_each = local.push_subscriptions
+  name     = each.key
+  topic    = google_pubsub_topic.this[each.value.topic].id
+
+  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  message_retention_duration = each.value.message_retention_duration
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.function[each.value.push_to].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.pusher.email
+      audience              = google_cloudfunctions2_function.function[each.value.push_to].service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${each.value.min_backoff_seconds}s"
+    maximum_backoff = "${each.value.max_backoff_seconds}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.this[each.value.dead_letter_topic].id
+    max_delivery_attempts = each.value.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  # Dead-lettering needs the Pub/Sub service agent's grants before the first message fails.
+  depends_on = [
+    google_pubsub_topic_iam_member.dead_letter_publisher,
+    google_cloud_run_service_iam_member.pusher_invoker,
+  ]
+}
+
+# Pub/Sub's own service agent moves failed messages: it publishes to the dead-letter topics and acknowledges on
+# the subscriptions they come from (https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions),
+# and mints the push subscriptions' OIDC tokens for otklik-pubsub-push. Granted on those resources only.
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  for_each = toset(local.dead_letter_topic_names)
+  topic    = google_pubsub_topic.this[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each     = local.push_subscriptions
+  subscription = google_pubsub_subscription.push[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.pusher.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}

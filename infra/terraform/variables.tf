@@ -188,3 +188,15 @@ variable "scheduler_time_zone" {
   type        = string
   default     = "Etc/UTC"
 }
+
+variable "alert_emails" {
+  description = "E-mail addresses alerted on dead-lettered messages and failing functions (monitoring.tf). Empty: the alert policies exist and show in the console, but notify nobody."
+  type        = list(string)
+  default     = []
+}
+
+variable "function_error_alert_threshold" {
+  description = "5xx answers per function in 10 minutes above which the function_errors alert fires. Pub/Sub-triggered functions answer 5xx on purpose to be redelivered, so a few are normal."
+  type        = number
+  default     = 20
+}

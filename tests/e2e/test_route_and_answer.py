@@ -186,9 +186,11 @@ def test_an_answer_is_posted_under_the_vk_post_and_read_back_as_the_official_ans
     docs = [Incident.model_validate(d.to_dict()) for d in db.collection("incidents").stream()]
     # A post the community has not commented on in the demo data (its own comments count as answers too).
     answered_by_demo = {str(c["post_id"]) for c in stack.vk.official_comments()}
+    # The newest such post: ingest follows the comments of a wall's newest posts only (comments_on_newest_posts).
+    newest_first = sorted(docs, key=lambda i: -int(i.post.post_id.split("_")[0]) if i.post.source == "vk" else 0)
     target = next(
         i
-        for i in docs
+        for i in newest_first
         if i.status == "routed"
         and i.post.source == "vk"
         and i.post.parent_post_id is None

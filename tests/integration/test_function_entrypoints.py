@@ -244,3 +244,28 @@ def test_remind_flags_overdue_with_a_driven_clock_only_in_local_mode(
     bootstrap.reset()
     refused = app("remind").post("/", json={"now": later})
     assert refused.status_code == 400 and "OTKLIK_LOCAL_MODE" in refused.get_json()["error"]
+
+
+def test_a_pubsub_push_subscription_body_reaches_classify_as_the_same_cloudevent(env: dict[str, Any]) -> None:
+    # In production our own push subscriptions (infra/terraform/pubsub.tf) POST Pub/Sub's push body, not a
+    # CloudEvent; functions-framework converts it. The message id is the event id, so replays stay idempotent.
+    post = make_post("777", "Во дворе на ул. Шевченко открытый колодец, дети бегают рядом")
+    message = PostFetchedV1(post=post, fetched_at=utcnow())
+    push = {
+        "message": {
+            "data": base64.b64encode(message.to_bytes()).decode(),
+            "messageId": "push-777",
+            "publishTime": "2026-11-23T09:00:00Z",
+            "attributes": message.attributes(),
+        },
+        "subscription": f"projects/{env['project']}/subscriptions/otklik-posts-classify",
+    }
+    classify = app("classify")
+    assert classify.post("/", json=push).status_code == 200
+    assert classify.post("/", json=push).status_code == 200  # Pub/Sub redelivers: nothing new happens
+    doc = env["db"].collection("incidents").document(post.incident_id).get().to_dict()
+    assert doc["post"]["text"] == post.text and doc["status"] in ("new", "irrelevant")
+    handed = pull_all(env["project"], "otklik-incidents-route")
+    # A complaint still waiting for route is handed over on every delivery (route dedupes); chatter never is.
+    assert len(handed) == (2 if doc["status"] == "new" else 0)
+    assert all(h.message.attributes["schema"] == "otklik.incident.classified" for h in handed)
