@@ -3,6 +3,7 @@
 #   .venv/                  Python virtual environment with requirements.lock and otklik (editable)
 #   .otklik/tools/          standalone emulators: @firestore-emulator/server (npm) and pstest (Go, Debian)
 #   chromium                Debian package, the answer page's browser test drives it (as root; else it says how)
+#   .otklik/tools/checkov/  checkov in its own virtualenv, for the Terraform checks of make test
 # Progress goes to stderr so targets such as `make classify` keep stdout clean.
 # OTKLIK_SETUP_STANDALONE=auto|yes|no: set up the standalone emulators (auto: yes unless gcloud's are there
 # and installing would need root we do not have).
@@ -44,6 +45,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   else
     say "the answer page's browser test needs Chromium (skipped without it): sudo apt-get install --no-install-recommends chromium"
   fi
+fi
+
+# --- checkov: the Terraform security checks of make test (tests/unit/test_terraform.py) -------------------
+# A tool, not a library of ours: its own virtualenv, so its many pins never meet requirements.lock.
+CHECKOV_VERSION=3.3.30
+if [ ! -x "$TOOLS/checkov/bin/checkov" ] || [ "$(cat "$TOOLS/checkov/.version" 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  say "installing checkov $CHECKOV_VERSION into $TOOLS/checkov"
+  rm -rf "$TOOLS/checkov"
+  "$PYTHON" -m venv "$TOOLS/checkov"
+  "$TOOLS/checkov/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION" >&2
+  echo "$CHECKOV_VERSION" > "$TOOLS/checkov/.version"
 fi
 
 # --- standalone emulators ---------------------------------------------------------------------------------

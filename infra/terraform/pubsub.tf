@@ -1,5 +1,6 @@
 # Every topic and every dead-letter topic of topology.json, keyed by topic name.
 resource "google_pubsub_topic" "this" {
+  # checkov:skip=CKV_GCP_83:Google-managed encryption at rest: the messages are public social-network posts and ids, and customer-managed keys would add a KMS key ring to operate for no gain in confidentiality
   for_each = toset(concat(local.topic_names, local.dead_letter_topic_names))
   name     = each.key
 

@@ -109,14 +109,17 @@ def test_every_message_delivered_twice_and_every_post_published_again_changes_no
     # Every message reached its function twice at least (a route message may also be retried: two copies of
     # one incident's hand-off can meet, and the second waits until the first has sent).
     assert all(n >= 2 for n in per_message.values())
-    # Each post was handled successfully exactly twice (a community's comment may also have waited, answered
-    # 503 and come back, until the post it answers was stored).
+    # Each post was handled successfully twice; more only where a delivery of it failed and the pair was
+    # redelivered (a community's comment answering 503 until the post it answers is stored).
     accepted = Counter(
         (r.subscription, r.message_id)
         for r in stack.bridge.records
         if isinstance(r.status, int) and 200 <= r.status < 300
     )
-    assert all(n == 2 for (sub, _), n in accepted.items() if sub == "otklik-posts-classify")
+    retried = {(r.subscription, r.message_id) for r in stack.bridge.records if r.status != 200}
+    for (sub, message_id), n in accepted.items():
+        if sub == "otklik-posts-classify":
+            assert n == 2 or (n > 2 and (sub, message_id) in retried), (message_id, n)
 
     # Ingest's cursor protects against refetching; a replay of the same posts (as after a crash between
     # publish and cursor save) must not create or notify anything either.
