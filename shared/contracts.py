@@ -58,6 +58,20 @@ class IncidentClassifiedV1(Contract):
     classified_at: UtcDatetime
 
 
+def incident_classified(incident: Incident) -> IncidentClassifiedV1:
+    """The hand-off of a stored incident to route: after classifying, and again whenever it must be routed anew
+    (re-routed, reopened, still undelivered). ``classified_at`` stays the incident's creation."""
+    c = incident.classification
+    return IncidentClassifiedV1(
+        incident_id=incident.id,
+        category=c.category,
+        priority=c.priority,
+        danger=c.danger,
+        municipality=c.municipality,
+        classified_at=incident.created_at,
+    )
+
+
 class IncidentAnsweredV1(Contract):
     """department_api -> route: a department answered; route posts the answer under the author's post where the
     network allows it (VK), once."""

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 
+from shared.config import load_calendar, load_deadlines
+from shared.domain.deadlines import Deadlines
 from shared.domain.models import Classification, Incident, IncidentStatus, Post, Priority, StatusChange
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+@cache
+def shipped_deadlines() -> Deadlines:
+    """The deadline policy and production calendar Otklik ships (config/deadlines.yaml, config/calendar.yaml)."""
+    return Deadlines(load_deadlines(CONFIG_DIR / "deadlines.yaml"), load_calendar(CONFIG_DIR / "calendar.yaml"))
 
 
 def make_post(post_id: str = "1", text: str = "На ул. Советской огромная яма!", **kw: object) -> Post:

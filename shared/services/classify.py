@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from shared.contracts import IncidentClassifiedV1, PostFetchedV1
+from shared.contracts import PostFetchedV1, incident_classified
 from shared.domain.models import Classification, Incident, IncidentStatus, Post, StatusChange
 from shared.ports import Clock, IncidentRepository, Publisher
 from shared.services.threads import ThreadReplies
@@ -43,7 +43,9 @@ class ClassifyService:
         now = self.clock()
         thread = self.threads.handle(post) if self.threads is not None else None
         if thread is not None and thread.reopened is not None:
-            self.publisher.publish(self.topic, [to_message(thread.reopened)])  # route notifies the department again
+            self.publisher.publish(
+                self.topic, [incident_classified(thread.reopened)]
+            )  # route notifies the department again
         classification = self.classifier.classify(post)
         if thread is not None:
             # Part of an incident's conversation, not a new complaint: kept, counted, never routed.
@@ -74,17 +76,5 @@ class ClassifyService:
             incident = stored
         if incident.status is IncidentStatus.NEW:
             # Also on a replay: the earlier attempt may have stored the incident and died before publishing.
-            self.publisher.publish(self.topic, [to_message(incident)])
+            self.publisher.publish(self.topic, [incident_classified(incident)])
         return f"incident {incident.id} {'created' if created else 'exists'} ({incident.status})"
-
-
-def to_message(incident: Incident) -> IncidentClassifiedV1:
-    c = incident.classification
-    return IncidentClassifiedV1(
-        incident_id=incident.id,
-        category=c.category,
-        priority=c.priority,
-        danger=c.danger,
-        municipality=c.municipality,
-        classified_at=incident.created_at,
-    )

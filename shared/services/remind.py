@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.contracts import IncidentClassifiedV1
+from shared.contracts import incident_classified
 from shared.domain.deadlines import LADDER, Deadlines, Due, Step, schedule
 from shared.domain.lifecycle import record_event
 from shared.domain.models import Channel, Department, Incident, NotificationStatus
@@ -201,16 +201,5 @@ class RemindService:
         ]
         if not retry:
             return
-        messages = [
-            IncidentClassifiedV1(
-                incident_id=i.id,
-                category=i.classification.category,
-                priority=i.classification.priority,
-                danger=i.classification.danger,
-                municipality=i.classification.municipality,
-                classified_at=now,
-            )
-            for i in retry
-        ]
-        self.publisher.publish(self.topic_incidents, messages)
+        self.publisher.publish(self.topic_incidents, [incident_classified(i) for i in retry])
         report.redelivered.extend(i.id for i in retry)

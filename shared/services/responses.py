@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from shared.contracts import IncidentAnsweredV1, IncidentClassifiedV1
+from shared.contracts import IncidentAnsweredV1, incident_classified
 from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import Answer, Incident, IncidentStatus
@@ -270,20 +270,7 @@ class ResponseService:
 
         updated = self._update(incident_id, change)
         if moved and moved[-1]:
-            c = updated.classification
-            self.publisher.publish(
-                self.topic_incidents,
-                [
-                    IncidentClassifiedV1(
-                        incident_id=updated.id,
-                        category=c.category,
-                        priority=c.priority,
-                        danger=c.danger,
-                        municipality=c.municipality,
-                        classified_at=self.clock(),
-                    )
-                ],
-            )
+            self.publisher.publish(self.topic_incidents, [incident_classified(updated)])
         return updated
 
     def _scheduled(self, incident: Incident) -> Incident:

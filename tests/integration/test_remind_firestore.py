@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,21 +12,18 @@ import pytest
 from google.cloud import firestore
 
 from shared.adapters.firestore import FirestoreIncidents, FirestoreNotifications
-from shared.config import RoutingConfig, load_calendar, load_deadlines
+from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1
-from shared.domain.deadlines import Deadlines
 from shared.domain.models import Channel, Classification, Department, IncidentStatus, Priority
 from shared.services.notify import Notifier
 from shared.services.remind import RemindService
 from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
-from tests.builders import make_incident
+from tests.builders import make_incident, shipped_deadlines
 from tests.fakes import MemoryPublisher, RecordingSender
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = ROOT / "config"
-DEADLINES = Deadlines(load_deadlines(CONFIG_DIR / "deadlines.yaml"), load_calendar(CONFIG_DIR / "calendar.yaml"))
+DEADLINES = shipped_deadlines()
 ROADS = Department(id="roads", name="Дороги", categories=("roads",), email="roads@shakhty.example")
 DIRECTORY = RuleDirectory(RoutingConfig(departments=(ROADS,), fallback="roads"))
 FRIDAY_EVENING = datetime(2026, 11, 27, 17, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.config import RoutingConfig, load_calendar, load_deadlines
+from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1
 from shared.domain.deadlines import Deadlines
 from shared.domain.models import (
@@ -30,12 +29,11 @@ from shared.services.remind import RemindService
 from shared.services.responses import ResponseService
 from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
-from tests.builders import make_incident
+from tests.builders import make_incident, shipped_deadlines
 from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, RecordingSender
 
-ROOT = Path(__file__).resolve().parents[2]
-CALENDAR = load_calendar(ROOT / "config" / "calendar.yaml")
-POLICY = load_deadlines(ROOT / "config" / "deadlines.yaml")
+CALENDAR = shipped_deadlines().calendar
+POLICY = shipped_deadlines().policy
 MSK = ZoneInfo("Europe/Moscow")
 S = IncidentStatus
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
-from shared.config import RoutingConfig, load_calendar, load_deadlines
+from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1
-from shared.domain.deadlines import Deadlines
 from shared.domain.models import Department, Incident, IncidentStatus, RoutingRule
 from shared.services.responses import AccessDenied, ActionError, ActionRefused, ResponseService
 from shared.services.routing import RuleDirectory
-from tests.builders import T0, make_incident
+from tests.builders import T0, make_incident, shipped_deadlines
 from tests.fakes import MemoryIncidents, MemoryPublisher
 
 S = IncidentStatus
@@ -22,10 +20,7 @@ ROADS = Department(id="roads", name="Дороги", municipality="shakhty", cate
 PARKS = Department(
     id="parks", name="Благоустройство", municipality="shakhty", categories=("landscaping",), email="p@x.example"
 )
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_DEADLINES = Deadlines(
-    load_deadlines(ROOT / "config" / "deadlines.yaml"), load_calendar(ROOT / "config" / "calendar.yaml")
-)
+SHIPPED_DEADLINES = shipped_deadlines()
 CONFIG = RoutingConfig(departments=(COORDINATOR, ROADS, PARKS), rules=(), fallback="coordinator")
 
 

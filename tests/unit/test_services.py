@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.config import RoutingConfig
-from shared.contracts import IncidentClassifiedV1, PostFetchedV1
+from shared.contracts import IncidentClassifiedV1, PostFetchedV1, incident_classified
 from shared.domain.deadlines import ClockRule, DeadlinePolicy, Deadlines
 from shared.domain.errors import PermanentError, TransientError
 from shared.domain.ids import notification_id_for
@@ -27,7 +27,7 @@ from shared.domain.models import (
 )
 from shared.domain.worktime import Duration, ProductionCalendar
 from shared.ports import ChannelSender, FetchResult, Rejected
-from shared.services.classify import ClassifyService, to_message
+from shared.services.classify import ClassifyService
 from shared.services.ingest import IngestService, PostIntake, WatchedSource
 from shared.services.notify import Notifier
 from shared.services.route import RouteService
@@ -421,7 +421,7 @@ class RouteRig:
         return incident
 
     def route(self, incident: Incident) -> str:
-        return self.service.handle(to_message(incident))
+        return self.service.handle(incident_classified(incident))
 
     def stored(self, incident: Incident) -> Incident:
         found = self.incidents.get(incident.id)

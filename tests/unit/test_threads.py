@@ -4,13 +4,11 @@ follow-up question ("is it fixed?") that closes or reopens an incident."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from shared.config import RoutingConfig, load_calendar, load_deadlines
+from shared.config import RoutingConfig
 from shared.contracts import IncidentAnsweredV1, IncidentClassifiedV1, PostFetchedV1
-from shared.domain.deadlines import Deadlines
 from shared.domain.errors import TransientError
 from shared.domain.models import Channel, Classification, Department, Incident, IncidentStatus, Post, Priority
 from shared.services.classify import ClassifyService
@@ -21,14 +19,11 @@ from shared.services.responses import ResponseService
 from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from shared.services.threads import ThreadReplies
-from tests.builders import T0, make_incident, make_post
+from tests.builders import T0, make_incident, make_post, shipped_deadlines
 from tests.fakes import MemoryIncidents, MemoryMarkers, MemoryNotifications, MemoryPublisher, RecordingSender
 
 S = IncidentStatus
-ROOT = Path(__file__).resolve().parents[2]
-DEADLINES = Deadlines(
-    load_deadlines(ROOT / "config" / "deadlines.yaml"), load_calendar(ROOT / "config" / "calendar.yaml")
-)
+DEADLINES = shipped_deadlines()
 ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
 CONFIG = RoutingConfig(departments=(ROADS,), fallback="roads")
 COMMUNITY = "-210000001"
