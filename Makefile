@@ -49,11 +49,13 @@ build: setup  ## one deployable folder per function in build/functions/
 
 TF := terraform -chdir=infra/terraform
 TFVARS ?= infra/terraform/prod.tfvars
+TFBACKEND ?= infra/terraform/backend.hcl
 
-plan: build  ## build, then terraform init + plan with TFVARS (default infra/terraform/prod.tfvars) into tfplan
+plan: build  ## build, then terraform init (state bucket from TFBACKEND) + plan with TFVARS (default infra/terraform/prod.tfvars) into tfplan
 	@command -v terraform >/dev/null || { echo "terraform is not installed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
 	@test -f "$(TFVARS)" || { echo "$(TFVARS) not found: copy infra/terraform/example.tfvars and fill it in" >&2; exit 1; }
-	$(TF) init -input=false
+	@test -f "$(TFBACKEND)" || { echo "$(TFBACKEND) not found: copy infra/terraform/backend.example.hcl and fill in the state bucket" >&2; exit 1; }
+	$(TF) init -input=false -backend-config=$(abspath $(TFBACKEND))
 	$(TF) plan -input=false -var-file=$(abspath $(TFVARS)) -out=tfplan
 
 deploy: plan  ## plan, then apply exactly that plan (review the plan's output first)

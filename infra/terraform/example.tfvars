@@ -1,5 +1,5 @@
 # Copy to <environment>.tfvars and adjust. No secret belongs in this file: secrets are Secret Manager ids.
-#   terraform -chdir=infra/terraform plan -var-file=prod.tfvars
+#   make plan TFVARS=infra/terraform/prod.tfvars   (prod.tfvars is the default)
 
 project_id = "otklik-prod"
 region     = "europe-north1"
@@ -33,7 +33,15 @@ secrets = {
   # ok_application_secret_key = "otklik-ok-application-secret-key"
 }
 
+# Created by Terraform in Native mode, point-in-time recovery on, weekly backups. An existing "(default)"
+# database: import it (README.md) or set create_database = false.
+firestore = {
+  location = "europe-north1"
+}
+
 scheduler_time_zone = "Europe/Moscow"
 
 # Who hears of dead-lettered messages and failing functions (monitoring.tf).
 alert_emails = ["otklik-oncall@region.example"]
+# A post or incident waiting longer than this before its function takes it is alerted on.
+oldest_unacked_alert_minutes = 60

@@ -1,6 +1,47 @@
-# Firestore: the composite index a query of the code needs, and the TTL policies that delete expired markers.
-# The database itself is created once with gcloud (README.md); these act on local.firestore_database, the one
-# the functions use (settings.firestore_database, "(default)" when unset).
+# Firestore: the database, its backups, the composite indexes the code's queries need, and the TTL policies that
+# delete expired markers. All act on local.firestore_database, the one the functions use
+# (settings.firestore_database, "(default)" when unset).
+
+# Native mode, in var.region unless firestore.location says otherwise. A project may have its "(default)"
+# database already (made in the console or by App Engine): then import it once (README.md, "Firestore") or set
+# firestore.create_database = false, and the indexes and TTL policies below apply to it as it is.
+resource "google_firestore_database" "this" {
+  count       = var.firestore.create_database ? 1 : 0
+  project     = var.project_id
+  name        = local.firestore_database
+  location_id = coalesce(var.firestore.location, var.region)
+  type        = "FIRESTORE_NATIVE"
+  # Pessimistic: remind's and department_api's transactions lock what they read, which is what their
+  # "sent once" and "answered once" checks rely on (the server library's default for Native mode too).
+  concurrency_mode            = "PESSIMISTIC"
+  app_engine_integration_mode = "DISABLED"
+  # Seven days of point-in-time recovery: an operator's mistake (a bad `make seed`, a wrong bulk correction)
+  # can be read back as of any minute of the last week.
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  # The incidents are the government's record of what residents asked and what it answered: neither a
+  # `terraform destroy` nor a click in the console deletes them. Deleting the database takes switching
+  # protection off first, on purpose, and `terraform destroy` only forgets it (ABANDON).
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+  deletion_policy         = "ABANDON"
+
+  depends_on = [google_project_service.this]
+}
+
+# Beyond point-in-time recovery's week: a weekly backup kept 14 weeks (the longest Firestore allows for a
+# weekly schedule; a daily one keeps at most 7 days, which PITR already covers). Restore with
+# `gcloud firestore databases restore` into a new database (README.md).
+resource "google_firestore_backup_schedule" "weekly" {
+  count    = var.firestore.weekly_backup ? 1 : 0
+  project  = var.project_id
+  database = local.firestore_database
+
+  retention = "8467200s" # 14 weeks
+  weekly_recurrence {
+    day = "SUNDAY"
+  }
+
+  depends_on = [google_firestore_database.this]
+}
 
 # The queries of remind (shared/adapters/firestore.py, FirestoreIncidents):
 #   due_for_check:     next_check_at <= now ORDER BY next_check_at — one field: Firestore's automatic
@@ -23,7 +64,7 @@ resource "google_firestore_index" "incidents_undelivered" {
     order      = "ASCENDING"
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
 # digest (FirestoreIncidents.open_incidents): status IN [routed, acknowledged, answered] AND created_at > t
@@ -43,7 +84,7 @@ resource "google_firestore_index" "incidents_open" {
     order      = "ASCENDING"
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
 # Markers of what was already handled (FirestoreMarkers): published_posts (posts published by any path, kept
@@ -61,5 +102,5 @@ resource "google_firestore_field" "marker_expire_at" {
   ttl_config {}
   index_config {}
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_firestore_database.this]
 }

@@ -133,7 +133,7 @@ resource "google_cloudfunctions2_function" "function" {
     # VK counts it per token: one poller at a time keeps the two equal.
     max_instance_count    = each.value.max_instances
     service_account_email = google_service_account.function[each.key].email
-    # Internal-only except the functions topology.json marks "public": Eventarc and Cloud Scheduler of this
+    # Internal-only except the functions topology.json marks "public": Pub/Sub push and Cloud Scheduler of this
     # project count as internal traffic for Cloud Run ingress, so nothing on the internet reaches the others
     # (and IAM still checks every call). vk_callback, inbox and department_api must be reachable by VK, other
     # systems and clerks: they take all traffic and authenticate each request themselves (VK's secret, the

@@ -1,5 +1,6 @@
-# Alerts for a person to act on: messages in a dead-letter topic (something failed max_delivery_attempts times)
-# and functions answering 5xx more than their retries explain. Both go to var.alert_emails.
+# Alerts for a person to act on: messages in a dead-letter topic (something failed max_delivery_attempts times),
+# a push subscription whose oldest message waits too long (its function cannot keep up or keeps failing), and
+# functions answering 5xx more than their retries explain. All go to var.alert_emails.
 
 resource "google_monitoring_notification_channel" "email" {
   for_each     = toset(var.alert_emails)
@@ -15,6 +16,7 @@ resource "google_monitoring_notification_channel" "email" {
 locals {
   alert_channels = [for c in google_monitoring_notification_channel.email : c.id]
   dead_letter_subscription_filter = join(", ", [for name in local.dead_letter_topic_names : "\"${name}-pull\""])
+  push_subscription_filter        = join(", ", [for name in keys(local.push_subscriptions) : "\"${name}\""])
 }
 
 # A dead-lettered message waits in <dead-letter topic>-pull (pubsub.tf) until someone looks at it.
@@ -40,6 +42,37 @@ resource "google_monitoring_alert_policy" "dead_letter_backlog" {
   documentation {
     mime_type = "text/markdown"
     content   = "A message failed every delivery attempt and was dead-lettered. Pull it with `gcloud pubsub subscriptions pull <subscription> --limit=10` (do not --auto-ack until it is understood), read the function's logs for its message id, fix the cause, and republish it to the original topic. See infra/terraform/README.md."
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# A message still unacknowledged after var.oldest_unacked_alert_minutes: a post not yet classified or an
+# incident not yet routed, so a department hears of it late. Retries alone stay below the default hour: five
+# attempts with backoff of at most 600 s each are done within about 50 minutes, after which the message is
+# dead-lettered (the alert above). Age is what matters to a resident, not the count, which a burst inflates.
+resource "google_monitoring_alert_policy" "oldest_unacked_message" {
+  display_name          = "Otklik: messages waiting too long"
+  combiner              = "OR"
+  notification_channels = local.alert_channels
+
+  conditions {
+    display_name = "oldest unacknowledged message of a push subscription"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.label.subscription_id = one_of(${local.push_subscription_filter})"
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.oldest_unacked_alert_minutes * 60
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Posts or incidents are waiting in a push subscription longer than they should. The function it pushes to (otklik-classify or otklik-route) is failing or at max instances: read its logs and 5xx rate; raise functions.<name>.max_instances if it is saturated."
   }
 
   depends_on = [google_project_service.this]

@@ -9,7 +9,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, their Eventarc triggers, the Scheduler jobs and the source bucket."
+  description = "Region of the functions, the Scheduler jobs, the source bucket and (unless firestore.location is set) the Firestore database."
   type        = string
   # europe-north1 (Hamina, Finland) is the Google Cloud region nearest to the users and to what ingest calls:
   # the citizens are in Russia and api.vk.com is served from Moscow/St Petersburg, so it gives the lowest
@@ -183,6 +183,21 @@ variable "secrets" {
   }
 }
 
+variable "firestore" {
+  description = "The Firestore database (firestore.tf). Its name is settings.firestore_database, \"(default)\" when unset."
+  type = object({
+    # false when the database exists already and is not imported: then Terraform manages only its indexes,
+    # TTL policies and backup schedule.
+    create_database = optional(bool, true)
+    # A Firestore location (europe-north1, or the eur3 multi-region for higher availability at about twice
+    # the price); null: var.region. Fixed at creation.
+    location = optional(string)
+    # A backup every Sunday kept 14 weeks, on top of 7 days of point-in-time recovery.
+    weekly_backup = optional(bool, true)
+  })
+  default = {}
+}
+
 variable "scheduler_time_zone" {
   description = "Time zone in which the cron schedules of topology.json are read."
   type        = string
@@ -199,4 +214,15 @@ variable "function_error_alert_threshold" {
   description = "5xx answers per function in 10 minutes above which the function_errors alert fires. Pub/Sub-triggered functions answer 5xx on purpose to be redelivered, so a few are normal."
   type        = number
   default     = 20
+}
+
+variable "oldest_unacked_alert_minutes" {
+  description = "Age in minutes of the oldest unacknowledged message of a push subscription above which the oldest_unacked_message alert fires. Retries of one message end (dead-lettered) within about 50 minutes."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.oldest_unacked_alert_minutes >= 5
+    error_message = "oldest_unacked_alert_minutes must be at least 5: the condition is evaluated over 5-minute windows."
+  }
 }

@@ -14,6 +14,9 @@ terraform {
     }
   }
 
-  # State is local for now. The deploy issue adds a `backend "gcs"` block (a versioned state bucket created
-  # outside this configuration) so that CI and operators share one state.
+  # State lives in a versioned Cloud Storage bucket made once outside this configuration (README.md, "State"),
+  # so that every operator and CI plan against one state, with locking, and an old state can be read back.
+  # Partial configuration: the bucket and prefix come from backend.hcl (`make plan` passes
+  # -backend-config=$(TFBACKEND); copy backend.example.hcl), so no project's bucket name is written here.
+  backend "gcs" {}
 }

@@ -44,7 +44,16 @@ TOPICS = {t["name"] for t in TOPOLOGY["topics"]}
 DEAD_LETTER_TOPICS = {t["dead_letter_topic"] for t in TOPOLOGY["topics"]}
 SCHEDULED = {name for name, f in TOPOLOGY["functions"].items() if f.get("schedule")}
 PUBLIC = {name for name, f in TOPOLOGY["functions"].items() if f.get("public") is True}
-OWN_FILES = ["versions.tf", "variables.tf", "main.tf", "pubsub.tf", "functions.tf", "firestore.tf", "outputs.tf"]
+OWN_FILES = [
+    "versions.tf",
+    "variables.tf",
+    "main.tf",
+    "pubsub.tf",
+    "functions.tf",
+    "firestore.tf",
+    "monitoring.tf",
+    "outputs.tf",
+]
 SECRETISH = re.compile(r"secret|token|password|passwd|credential|private_key|api_key", re.IGNORECASE)
 # The SecretStr settings of shared/config.py: only ever Secret Manager secret environment variables.
 SECRET_FIELDS = {
@@ -224,6 +233,18 @@ def test_versions_pin_terraform_the_google_provider_and_archive() -> None:
     assert providers["google"]["source"] == "hashicorp/google"
     assert re.fullmatch(r"~>\s*6\.0", providers["google"]["version"])
     assert providers["archive"]["source"] == "hashicorp/archive"
+
+
+def test_state_is_kept_in_a_gcs_bucket_named_outside_the_configuration() -> None:
+    [terraform] = _documents()["versions.tf"]["terraform"]
+    [backend] = terraform["backend"]
+    assert set(backend) == {"gcs"} and not backend["gcs"], "partial configuration: no bucket written in the module"
+    example = _load(TF_DIR / "backend.example.hcl")
+    assert set(example) == {"bucket", "prefix"}
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"init -input=false -backend-config=\$\(abspath \$\(TFBACKEND\)\)", makefile)
+    ignored = (REPO_ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "infra/terraform/backend.hcl" in ignored
 
 
 def test_topology_json_is_the_source_of_truth() -> None:
@@ -447,6 +468,30 @@ def test_each_query_has_its_index(query: Any) -> None:
             _firestore_database(body)
             matching.append(name)
     assert len(matching) == 1, f"no composite index on {INCIDENTS} for {sorted(equality)} then {tail}"
+
+
+def test_the_database_is_native_protected_from_deletion_and_recoverable() -> None:
+    [database] = resources("google_firestore_database").values()
+    assert _expr(database["count"]) == "var.firestore.create_database ? 1 : 0"
+    _firestore_database({"database": database["name"]})
+    assert database["type"] == "FIRESTORE_NATIVE"
+    assert _expr(database["location_id"]) == "coalesce(var.firestore.location, var.region)"
+    assert database["point_in_time_recovery_enablement"] == "POINT_IN_TIME_RECOVERY_ENABLED"
+    assert database["delete_protection_state"] == "DELETE_PROTECTION_ENABLED"
+    assert database["deletion_policy"] == "ABANDON"
+    assert database["concurrency_mode"] == "PESSIMISTIC"
+    [backup] = resources("google_firestore_backup_schedule").values()
+    _firestore_database(backup)
+    # A weekly schedule keeps a backup up to 14 weeks (a daily one up to 7 days).
+    assert _block(backup, "weekly_recurrence")["day"] == "SUNDAY" and backup["retention"] == f"{14 * 7 * 86400}s"
+    # Everything on the database waits for it when Terraform creates it.
+    on_database = [
+        *resources("google_firestore_index").values(),
+        *resources("google_firestore_field").values(),
+        backup,
+    ]
+    for body in on_database:
+        assert "google_firestore_database.this" in [_expr(d) for d in body["depends_on"]]
 
 
 def test_markers_expire_through_ttl_policies() -> None:
@@ -773,13 +818,19 @@ def test_the_example_tfvars_sets_declared_variables_and_no_secret() -> None:
 
 def test_alerts_fire_on_dead_lettered_messages_and_failing_functions() -> None:
     policies = resources("google_monitoring_alert_policy")
-    assert set(policies) == {"dead_letter_backlog", "function_errors"}
+    assert set(policies) == {"dead_letter_backlog", "oldest_unacked_message", "function_errors"}
     backlog = _block(policies["dead_letter_backlog"], "conditions")
     threshold = _block(backlog, "condition_threshold")
     assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in threshold["filter"]
     assert "dead_letter_subscription_filter" in threshold["filter"] and threshold["threshold_value"] == 0
     subs = _flat(_expr(_locals()["dead_letter_subscription_filter"]))
     assert "local.dead_letter_topic_names" in subs and "-pull" in subs  # the pull subscriptions of pubsub.tf
+    waiting = _block(_block(policies["oldest_unacked_message"], "conditions"), "condition_threshold")
+    assert "pubsub.googleapis.com/subscription/oldest_unacked_message_age" in waiting["filter"]
+    assert "push_subscription_filter" in waiting["filter"]
+    assert "keys(local.push_subscriptions)" in _expr(_locals()["push_subscription_filter"])
+    # The metric is in seconds, the variable in minutes.
+    assert _flat(_expr(waiting["threshold_value"])) == "var.oldest_unacked_alert_minutes * 60"
     errors = _block(_block(policies["function_errors"], "conditions"), "condition_threshold")
     assert 'response_code_class = \\"5xx\\"' in json.dumps(errors["filter"]) or "5xx" in errors["filter"]
     assert "otklik-" in errors["filter"] and _expr(errors["threshold_value"]) == "var.function_error_alert_threshold"
