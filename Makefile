@@ -55,7 +55,7 @@ plan: build  ## build, then terraform init (state bucket from TFBACKEND) + plan 
 	@command -v terraform >/dev/null || { echo "terraform is not installed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
 	@test -f "$(TFVARS)" || { echo "$(TFVARS) not found: copy infra/terraform/example.tfvars and fill it in" >&2; exit 1; }
 	@test -f "$(TFBACKEND)" || { echo "$(TFBACKEND) not found: copy infra/terraform/backend.example.hcl and fill in the state bucket" >&2; exit 1; }
-	$(TF) init -input=false -backend-config=$(abspath $(TFBACKEND))
+	$(TF) init -input=false -reconfigure -backend-config=$(abspath $(TFBACKEND))
 	$(TF) plan -input=false -var-file=$(abspath $(TFVARS)) -out=tfplan
 
 deploy: plan  ## plan, then apply exactly that plan (review the plan's output first)

@@ -38,7 +38,11 @@ resource "google_pubsub_subscription" "push" {
   name     = each.key
   topic    = google_pubsub_topic.this[each.value.topic].id
 
-  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  # For a push subscription the ack deadline is also the timeout of the push request: shorter than the function's
+  # timeout, Pub/Sub would give up on a slow call (a receiver retried, an SMTP server slow), count it as a failed
+  # attempt and push the message again while the first call still runs. So: at least the function's timeout
+  # (at most 540 s, var.functions), never less than topology.json asks.
+  ack_deadline_seconds       = max(each.value.ack_deadline_seconds, local.functions[each.value.push_to].timeout_seconds)
   message_retention_duration = each.value.message_retention_duration
 
   push_config {
@@ -63,10 +67,12 @@ resource "google_pubsub_subscription" "push" {
     ttl = ""
   }
 
-  # Dead-lettering needs the Pub/Sub service agent's grants before the first message fails.
+  # Dead-lettering needs the Pub/Sub service agent's grants before the first message fails, and the first push
+  # needs the agent's right to mint otklik-pubsub-push's token and that account's right to invoke.
   depends_on = [
     google_pubsub_topic_iam_member.dead_letter_publisher,
     google_cloud_run_service_iam_member.pusher_invoker,
+    google_service_account_iam_member.push_token_creator,
   ]
 }
 

@@ -36,6 +36,8 @@ class DeliveryRecord:
     subscription: str
     message_id: str
     status: int | str  # HTTP status, or the transport error
+    seconds: float = 0.0  # the function's answer time: what Cloud Run bills for
+    data_bytes: int = 0  # the message's data, for Pub/Sub's throughput
 
 
 @dataclass
@@ -132,7 +134,8 @@ class EventarcBridge:
             headers, body = to_binary(pubsub_cloudevent(self.project_id, sub, message))
             url = self.targets[sub.push_to]
             statuses = [
-                self._post(sub, message.message_id, url, headers, body) for _ in range(self.deliveries_per_message)
+                self._post(sub, message.message_id, url, headers, body, len(message.data))
+                for _ in range(self.deliveries_per_message)
             ]
             if all(isinstance(s, int) and 200 <= s < 300 for s in statuses):
                 message.ack()
@@ -149,14 +152,16 @@ class EventarcBridge:
                 self._last_activity = time.monotonic()
 
     def _post(
-        self, sub: Subscription, message_id: str, url: str, headers: dict[str, str], body: bytes | None
+        self, sub: Subscription, message_id: str, url: str, headers: dict[str, str], body: bytes | None, size: int
     ) -> int | str:
+        began = time.monotonic()
         try:
             status: int | str = self.http.post(url, headers=headers, content=body).status_code
         except httpx.TransportError as exc:
             status = f"{type(exc).__name__}: {exc}"
+        record = DeliveryRecord(sub.name, message_id, status, time.monotonic() - began, size)
         with self._lock:
-            self.records.append(DeliveryRecord(sub.name, message_id, status))
+            self.records.append(record)
         return status
 
     def _retry_or_dead_letter(self, sub: Subscription, message: Any, status: int | str) -> None:

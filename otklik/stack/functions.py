@@ -26,13 +26,20 @@ class FunctionServer:
 
 
 def start(
-    name: str, env: dict[str, str], log_dir: Path, source_dir: Path = FUNCTIONS_DIR, port: int | None = None
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    source_dir: Path = FUNCTIONS_DIR,
+    port: int | None = None,
+    metered: bool = False,
 ) -> FunctionServer:
+    """``metered``: count the function's Firestore operations into $OTKLIK_METER_DIR (otklik.stack.metered)."""
     port = port or free_port()
+    launcher = ["otklik.stack.metered", name] if metered else ["functions_framework"]
     argv = [
         sys.executable,
         "-m",
-        "functions_framework",
+        *launcher,
         "--source",
         str(source_dir / name / "main.py"),
         "--target",

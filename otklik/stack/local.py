@@ -62,7 +62,11 @@ class LocalStack:
         deliveries_per_message: int = 1,
         function_source_dir: Path = functions.FUNCTIONS_DIR,
         extra_env: dict[str, str] | None = None,
+        config_files: dict[str, str] | None = None,
+        meter_dir: Path | None = None,
     ) -> None:
+        """``config_files``: file name -> text replacing the demo's (e.g. another sources.yaml);
+        ``meter_dir``: count each function's Firestore operations there (otklik.stack.metering)."""
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
         self.project_id = project_id
@@ -73,6 +77,8 @@ class LocalStack:
         self.deliveries_per_message = deliveries_per_message
         self.function_source_dir = function_source_dir
         self.extra_env = extra_env or {}
+        self.config_files = config_files or {}
+        self.meter_dir = meter_dir
         self.topology = topology.load()
         self.servers: dict[str, functions.FunctionServer] = {}
         self.bridge: EventarcBridge | None = None
@@ -106,6 +112,8 @@ class LocalStack:
         self.config_dir = render_config(
             DEMO_CONFIG, self.work_dir / "config", {"WEBHOOK_SINK": self.webhooks.url, "FEEDS": self.feeds.url}
         )
+        for file_name, text in self.config_files.items():
+            (self.config_dir / file_name).write_text(text, encoding="utf-8")
         topology.create_on_emulator(self.topology, self.project_id)
         # As `make seed` does in a deployment: route reads the directory from Firestore.
         self.routing = load_routing(self.config_dir / "departments.yaml")
@@ -118,7 +126,10 @@ class LocalStack:
         env = self.function_env()
         with concurrent.futures.ThreadPoolExecutor(len(functions.NAMES)) as pool:
             started = pool.map(
-                lambda n: functions.start(n, env, self.log_dir, self.function_source_dir, ports[n]), functions.NAMES
+                lambda n: functions.start(
+                    n, env, self.log_dir, self.function_source_dir, ports[n], metered=self.meter_dir is not None
+                ),
+                functions.NAMES,
             )
             for server in started:
                 self.servers[server.name] = server
@@ -159,6 +170,7 @@ class LocalStack:
             "OTKLIK_LINK_SIGNING_KEY": DEMO_LINK_SIGNING_KEY,
             "OTKLIK_WEBHOOK_ATTEMPTS": "2",
             "OTKLIK_LOCAL_MODE": "true",
+            **({"OTKLIK_METER_DIR": str(self.meter_dir)} if self.meter_dir is not None else {}),
             **self.extra_env,
         }
 

@@ -21,6 +21,7 @@ class ReceivedWebhook:
     body: bytes
     answered: int
     signature_error: str | None = "no secret known for this path"
+    received_at: float = field(default_factory=time.time)  # epoch seconds, for latency measurements
 
     @property
     def signature_valid(self) -> bool:

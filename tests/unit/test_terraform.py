@@ -242,7 +242,8 @@ def test_state_is_kept_in_a_gcs_bucket_named_outside_the_configuration() -> None
     example = _load(TF_DIR / "backend.example.hcl")
     assert set(example) == {"bucket", "prefix"}
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"init -input=false -backend-config=\$\(abspath \$\(TFBACKEND\)\)", makefile)
+    # -reconfigure: TFBACKEND may name another environment's state; never migrate one state into the other.
+    assert re.search(r"init -input=false -reconfigure -backend-config=\$\(abspath \$\(TFBACKEND\)\)", makefile)
     ignored = (REPO_ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert "infra/terraform/backend.hcl" in ignored
 
@@ -310,7 +311,10 @@ def test_every_topology_subscription_pushes_to_its_function_with_backoff_and_a_d
     assert "topic = t.name" in expanded and "dead_letter_topic = t.dead_letter_topic" in expanded, expanded
     assert _expr(push["name"]) == "each.key"
     assert _expr(push["topic"]) == "google_pubsub_topic.this[each.value.topic].id"
-    assert _expr(push["ack_deadline_seconds"]) == "each.value.ack_deadline_seconds"
+    # The push request times out at the ack deadline: never before the function does.
+    assert _flat(_expr(push["ack_deadline_seconds"])) == (
+        "max(each.value.ack_deadline_seconds, local.functions[each.value.push_to].timeout_seconds)"
+    )
     config = _block(push, "push_config")
     endpoint = "google_cloudfunctions2_function.function[each.value.push_to].service_config[0].uri"
     assert _expr(config["push_endpoint"]) == endpoint
