@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OTKLIK := $(VENV)/bin/otklik
 PYTEST_ARGS ?=
+BENCH ?=
 
-.PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone lint typecheck \
+.PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone soak lint typecheck \
         build schemas seed bench classify train eval clean plan deploy
 
 help:  ## list the targets
@@ -38,6 +39,9 @@ test-e2e: setup  ## the whole local stack
 test-standalone: setup  ## integration and e2e tests on the standalone (npm + pstest) emulators
 	@OTKLIK_EMULATORS=standalone $(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
+soak: setup  ## rounds of posts on the local stack under random faults (SOAK_ROUNDS=12 SOAK_POSTS=40 SOAK_SEED=2026)
+	@$(PY) -m pytest tests/soak -m soak -s --timeout=3600 $(PYTEST_ARGS)
+
 lint: setup  ## ruff
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -67,8 +71,8 @@ schemas: setup  ## regenerate docs/schemas/ from the message contracts
 seed: setup  ## validate config/ and load departments into Firestore (FIRESTORE_EMULATOR_HOST or real project)
 	@$(OTKLIK) seed
 
-bench: setup  ## speed and memory: classifier throughput, cold start per function -> bench/results/*.json
-	@$(PY) -m bench.run
+bench: setup  ## speed, memory and cost -> bench/results/*.json (BENCH="classifier cold_start ingest pipeline cost")
+	@$(PY) -m bench.run $(BENCH)
 
 classify:  ## classify JSON Lines from stdin to stdout (set-up output goes to stderr)
 	@bash scripts/setup.sh >&2

@@ -15,8 +15,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -44,6 +46,10 @@ SERVICES = {
     "classify": "classify_service",
     "route": "route_service",
     "remind": "remind_service",
+    "digest": "digest_service",
+    "vk_callback": "vk_callback_service",
+    "inbox": "inbox_service",
+    "department_api": "department_api",
 }
 
 
@@ -105,7 +111,25 @@ def bench_cold_start(repeats: int = 3) -> dict[str, object]:
     return results
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.run [name ...]``: the named benchmarks (all when none is named)."""
+    from bench.cost import bench_cost
+    from bench.ingest import bench_ingest
+    from bench.pipeline import bench_pipeline
+
+    benchmarks: dict[str, Callable[[], dict[str, Any]]] = {
+        "classifier": bench_classifier,
+        "cold_start": bench_cold_start,
+        "ingest": bench_ingest,
+        # The local stack with N = 1,000 and 10,000 posts (about 15 minutes on 2 cores), then its cost.
+        "pipeline": bench_pipeline,
+        "cost": bench_cost,
+    }
+    wanted = (sys.argv[1:] if argv is None else argv) or list(benchmarks)
+    unknown = set(wanted) - set(benchmarks)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; known: {', '.join(benchmarks)}", file=sys.stderr)
+        return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = {
         "python": platform.python_version(),
@@ -113,10 +137,8 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "when": datetime.now(UTC).isoformat(),
     }
-    from bench.ingest import bench_ingest
-
-    for name, run in (("classifier", bench_classifier), ("cold_start", bench_cold_start), ("ingest", bench_ingest)):
-        result = {"machine": machine, "results": run()}
+    for name in wanted:
+        result = {"machine": machine, "results": benchmarks[name]()}
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"{name}: {json.dumps(result['results'], ensure_ascii=False)}")
     return 0

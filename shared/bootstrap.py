@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 @cache
 def settings() -> Settings:
     s = Settings()
+    logs.hide(*s.secret_values())  # masked in every log line and stored error text from now on
     logs.configure(s.log_level)
     return s
 

@@ -7,6 +7,7 @@ production they come from Secret Manager as secret environment variables.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -121,6 +122,21 @@ class Settings(BaseSettings):
         description="development only: remind accepts a clock override, webhooks may use http and loopback",
     )
     log_level: str = Field(default="INFO", description="log level of the JSON logs")
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for ``logs.hide``: each SecretStr, and each department's webhook secret on its own
+        (the JSON object as a whole never appears in a message, its values might)."""
+        values = [
+            v.get_secret_value() for name in type(self).model_fields if isinstance(v := getattr(self, name), SecretStr)
+        ]
+        if self.webhook_secrets is not None:
+            try:
+                parsed = json.loads(self.webhook_secrets.get_secret_value())
+            except ValueError:
+                parsed = None  # reported where it is used (adapters/webhook.py), without quoting it
+            if isinstance(parsed, dict):
+                values.extend(v for v in parsed.values() if isinstance(v, str))
+        return values
 
     @property
     def vk_rate(self) -> float:

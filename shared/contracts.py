@@ -178,7 +178,8 @@ def decode(data: bytes, expected: tuple[type[Contract], ...]) -> Contract:
     """Parse a message body into one of the ``expected`` contracts, or raise PermanentError saying why not."""
     try:
         obj: Any = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError: also an integer over Python's digit limit; RecursionError: arrays nested thousands deep.
+    except (ValueError, RecursionError) as exc:
         raise PermanentError(f"message body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise PermanentError(f"message body is a JSON {type(obj).__name__}, expected an object")

@@ -43,9 +43,11 @@ def verify(
         ts = int(timestamp)
     except ValueError as exc:
         raise InvalidSignature(f"timestamp {timestamp!r} is not Unix seconds") from exc
-    if abs(now - ts) > tolerance:
+    # Compared, not subtracted: an int of 400 digits cannot become a float (OverflowError).
+    if not now - tolerance <= ts <= now + tolerance:
         raise InvalidSignature(f"timestamp {ts} is outside the {tolerance:.0f} s window (replayed or clock skew)")
-    expected = sign(secret, ts, body)
-    # Several signatures may be sent while a secret is rotated: any one valid is enough.
-    if not any(hmac.compare_digest(expected, part.strip()) for part in signature.split(",")):
+    expected = sign(secret, ts, body).encode()
+    # Several signatures may be sent while a secret is rotated: any one valid is enough. Bytes: compare_digest
+    # raises TypeError for a str with non-ASCII characters, and a header can carry any latin-1 character.
+    if not any(hmac.compare_digest(expected, part.strip().encode()) for part in signature.split(",")):
         raise InvalidSignature("signature does not match")

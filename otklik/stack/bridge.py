@@ -10,8 +10,10 @@ exactly as the subscription's dead-letter policy does in production.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -84,14 +86,26 @@ class EventarcBridge:
         subscriptions: list[Subscription],
         targets: dict[str, str],
         backoff_scale: float = 0.01,
-        deliveries_per_message: int = 1,
+        deliveries_per_message: int | str = 1,
         timeout: float = 60.0,
+        seed: int | None = None,
     ) -> None:
+        """``deliveries_per_message``: each message is delivered that many times one after the other, or, with
+        ``"1-3"``, a random number of times between 1 and 3, the copies at once, each after a random pause of
+        up to 50 ms (so copies race and messages overtake each other), as at-least-once delivery may."""
         self.project_id = project_id
         self.subscriptions = subscriptions
         self.targets = targets
         self.backoff_scale = backoff_scale
-        self.deliveries_per_message = deliveries_per_message
+        if isinstance(deliveries_per_message, str):
+            low, _, high = deliveries_per_message.partition("-")
+            self._copies: tuple[int, int] = (int(low), int(high or low))
+            self._concurrent = True
+        else:
+            self._copies = (deliveries_per_message, deliveries_per_message)
+            self._concurrent = False
+        self._random = random.Random(seed)  # noqa: S311 - shuffles test deliveries, guards nothing
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="bridge-copy")
         self.http = httpx.Client(timeout=timeout)
         self.subscriber = SubscriberClient()
         self.publisher = PublisherClient()
@@ -122,6 +136,7 @@ class EventarcBridge:
                 future.result(timeout=10)
         self._futures.clear()
         self.subscriber.close()
+        self._pool.shutdown(wait=True)
         self.http.close()
 
     # --- delivery -------------------------------------------------------------------------------------
@@ -133,10 +148,19 @@ class EventarcBridge:
         try:
             headers, body = to_binary(pubsub_cloudevent(self.project_id, sub, message))
             url = self.targets[sub.push_to]
-            statuses = [
-                self._post(sub, message.message_id, url, headers, body, len(message.data))
-                for _ in range(self.deliveries_per_message)
-            ]
+            with self._lock:
+                copies = self._random.randint(*self._copies)
+            if self._concurrent:
+
+                def copy() -> int | str:
+                    time.sleep(self._random.uniform(0, 0.05))
+                    return self._post(sub, message.message_id, url, headers, body, len(message.data))
+
+                statuses = list(self._pool.map(lambda _: copy(), range(copies)))
+            else:
+                statuses = [
+                    self._post(sub, message.message_id, url, headers, body, len(message.data)) for _ in range(copies)
+                ]
             if all(isinstance(s, int) and 200 <= s < 300 for s in statuses):
                 message.ack()
                 with self._lock:

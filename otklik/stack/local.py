@@ -21,6 +21,7 @@ from otklik.stack import emulators as emulators_mod
 from otklik.stack import functions, topology
 from otklik.stack.bridge import EventarcBridge
 from otklik.stack.emulators import Emulators
+from otklik.stack.outage import TcpProxy
 from otklik.stack.processes import free_port
 from otklik.standins import ok as ok_standin
 from otklik.standins.ok import OkStandIn
@@ -43,6 +44,11 @@ DEMO_LINK_SIGNING_KEY = "demo-link-signing-key"
 DEMO_VK_REPLY_TOKEN = "demo-vk-community-token"  # noqa: S105 - a local stand-in's
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
 def render_config(template_dir: Path, target: Path, values: dict[str, str]) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for src in template_dir.glob("*.yaml"):
@@ -59,14 +65,20 @@ class LocalStack:
         emulators: Emulators | None = None,
         emulators_kind: str | None = None,
         walls_file: Path = DEMO_WALLS,
-        deliveries_per_message: int = 1,
+        deliveries_per_message: int | str = 1,
         function_source_dir: Path = functions.FUNCTIONS_DIR,
         extra_env: dict[str, str] | None = None,
         config_files: dict[str, str] | None = None,
         meter_dir: Path | None = None,
+        outages: bool = False,
+        backoff_scale: float = 0.01,
     ) -> None:
-        """``config_files``: file name -> text replacing the demo's (e.g. another sources.yaml);
-        ``meter_dir``: count each function's Firestore operations there (otklik.stack.metering)."""
+        """``deliveries_per_message``: how often the bridge delivers each message, or ``"1-3"`` for a random
+        count, copies concurrently; ``config_files``: file name -> text replacing the demo's (e.g. another
+        sources.yaml); ``meter_dir``: count each function's Firestore operations there
+        (otklik.stack.metering); ``outages``: the functions reach the emulators through proxies that a test can
+        cut and restore (``firestore_proxy``, ``pubsub_proxy``); ``backoff_scale``: the bridge's redelivery
+        backoff as a share of the subscription's."""
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
         self.project_id = project_id
@@ -79,6 +91,10 @@ class LocalStack:
         self.extra_env = extra_env or {}
         self.config_files = config_files or {}
         self.meter_dir = meter_dir
+        self.outages = outages
+        self.backoff_scale = backoff_scale
+        self.firestore_proxy: TcpProxy | None = None
+        self.pubsub_proxy: TcpProxy | None = None
         self.topology = topology.load()
         self.servers: dict[str, functions.FunctionServer] = {}
         self.bridge: EventarcBridge | None = None
@@ -101,6 +117,9 @@ class LocalStack:
             self.emulators = emulators_mod.start(self.log_dir, self.emulators_kind)
         # The Google clients in this process (topic set-up, the bridge, summaries) find the emulators here.
         os.environ.update(self.emulators.env())
+        if self.outages:
+            self.firestore_proxy = TcpProxy(*_host_port(self.emulators.firestore_host)).start()
+            self.pubsub_proxy = TcpProxy(*_host_port(self.emulators.pubsub_host)).start()
         self.vk = VkStandIn(
             self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA, reply_token=DEMO_VK_REPLY_TOKEN
         ).start()
@@ -138,12 +157,19 @@ class LocalStack:
             self.topology.subscriptions,
             {name: server.url for name, server in self.servers.items()},
             deliveries_per_message=self.deliveries_per_message,
+            backoff_scale=self.backoff_scale,
         ).start()
 
     def function_env(self) -> dict[str, str]:
         assert self.emulators is not None
+        proxied = (
+            {"FIRESTORE_EMULATOR_HOST": self.firestore_proxy.address, "PUBSUB_EMULATOR_HOST": self.pubsub_proxy.address}
+            if self.firestore_proxy is not None and self.pubsub_proxy is not None
+            else {}
+        )
         return {
             **self.emulators.env(),
+            **proxied,
             **self.topology.settings_variables,
             "OTKLIK_PROJECT_ID": self.project_id,
             "OTKLIK_CONFIG_DIR": str(self.config_dir),
@@ -181,6 +207,10 @@ class LocalStack:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
+        for proxy in (self.firestore_proxy, self.pubsub_proxy):
+            if proxy is not None:
+                proxy.stop()
+        self.firestore_proxy = self.pubsub_proxy = None
         for name in ("smtp", "webhooks", "ok", "telegram", "feeds", "vk"):
             part = getattr(self, name, None)
             if part is not None:

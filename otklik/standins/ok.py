@@ -7,7 +7,7 @@
 - errors as ``{"error_code", "error_msg", "error_data": null}`` with HTTP 200 and the code in the
   ``invocation-error`` header (apiok.ru/en/dev/errors): 101 unknown application key, 102 unknown or expired token,
   104 no / wrong signature, 3 unknown method, 100 missing parameter, 160 unknown group, or any error queued with
-  ``fail_next``;
+  ``fail_next``; or any raw answer at all for a method (``inject``, see ``otklik.standins.http``);
 - ``mediatopic.getTopics`` (``gid``, ``count``, ``anchor``): a group's topics newest first as
   ``{"media_topics": [...], "anchor": "...", "has_more": bool}``, the shape ``shared.adapters.ok`` reads (see its
   docstring for what of it could not be checked against OK's documentation).
@@ -109,6 +109,9 @@ class _OkHandler(QuietHandler):
             return
         with owner.lock:
             owner.calls.append({k: v for k, v in params.items() if k not in ("access_token", "session_key")})
+        if self.answer_fault(params.get("method", "")):
+            return
+        with owner.lock:
             failure = owner.failures.pop(0) if owner.failures else None
         if failure is not None and failure[0] == "http":
             self.reply(failure[1], b"<html><body>Service Unavailable</body></html>", "text/html")

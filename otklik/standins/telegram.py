@@ -13,7 +13,8 @@ https://core.telegram.org/bots/api documents:
 - ``getMe`` (#getme).
 
 Tests and the demo add updates (``add_update``, ``add_message``), queue an error for the next call
-(``fail_next``) or have the bot kicked (``kick``: every call answers 403). Initial updates come from
+(``fail_next``), have the bot kicked (``kick``: every call answers 403) or have a method answer any raw bytes
+(``inject``, see ``otklik.standins.http``: garbage, truncated JSON, wrong types). Initial updates come from
 ``otklik/demo/data/telegram_updates.json`` (without the ``_label`` ground truth).
 """
 
@@ -227,6 +228,9 @@ class _TelegramHandler(QuietHandler):
             return
         with owner.lock:
             owner.calls.append({"method": method, **params})
+        if self.answer_fault(method):
+            return
+        with owner.lock:
             if token != owner.token:
                 answer = _error(401)
             elif owner.kicked:

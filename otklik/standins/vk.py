@@ -9,6 +9,8 @@
 - errors as ``{"error": {"error_code", "error_msg", "request_params"}}``: 5 bad token, 8 no ``v``, 100 bad
   parameter, 6 too many requests per second (with ``max_requests_per_second`` set), or any error queued with
   ``fail_next``;
+- any raw answer at all (garbage, truncated JSON, a proxy's HTML page, wrong types) with ``inject`` (see
+  ``otklik.standins.http``), per method name;
 and, as VK's Callback API does, it POSTs events (``confirmation``, ``wall_post_new``, ``wall_reply_new``) to a
 server: ``push_event``.
 """
@@ -181,6 +183,9 @@ class _VkHandler(QuietHandler):
         method = urlsplit(self.path).path.removeprefix("/method/")
         with owner.lock:
             owner.calls.append({"method": method, **{k: v for k, v in params.items() if k != "access_token"}})
+        if self.answer_fault(method):
+            return
+        with owner.lock:
             failure = owner.failures.pop(0) if owner.failures else None
             if failure is not None and failure[0] == "pass":
                 failure = None

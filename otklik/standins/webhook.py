@@ -56,6 +56,11 @@ class WebhookSink(LoopbackServer):
         with self.state.lock:
             self.state.failures.append(_Failure(count, status, delay))
 
+    def recover(self) -> None:
+        """Answer every request again (after ``fail_next``)."""
+        with self.state.lock:
+            self.state.failures.clear()
+
     @property
     def received(self) -> list[ReceivedWebhook]:
         with self.state.lock:

@@ -84,10 +84,14 @@ class SmtpSender:
             smtp = smtplib.SMTP_SSL(host, s.smtp_port, timeout=timeout, context=ssl.create_default_context())
         else:
             smtp = smtplib.SMTP(host, s.smtp_port, timeout=timeout)
+        try:
             if s.smtp_security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
-        if s.smtp_user and s.smtp_password:
-            smtp.login(s.smtp_user, s.smtp_password.get_secret_value())
+            if s.smtp_user and s.smtp_password:
+                smtp.login(s.smtp_user, s.smtp_password.get_secret_value())
+        except BaseException:
+            smtp.close()  # a refused STARTTLS or login must not leave the connection open until the server drops it
+            raise
         return smtp
 
 

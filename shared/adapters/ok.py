@@ -24,6 +24,11 @@ the documented ``mediatopic`` shape used by ``mediatopic.getByIds`` and ``mediat
 not rely on the order: it keeps every topic newer than the cursor and sorts them itself.
 
 Tokens and secrets never appear in messages: OK's own error texts are scrubbed of them too.
+
+An answer not in that shape (not JSON, ``media_topics`` that is not a list, more topics than asked for, a body over
+``answers.MAX_ANSWER_BYTES``) fails the fetch with an error naming what was wrong, so the cursor stays; a topic that
+cannot be read (not an object, no id, a ``created_ms`` that is not a number, a wrong type inside) is rejected with
+its reason, and it does not end the paging as if it were old.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from shared.adapters.answers import send
 from shared.adapters.politeness import Polite
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Post
@@ -137,20 +143,30 @@ class OkGroupConnector:
         ids_at_last = {str(i) for i in cursor.get("ids_at_last", [])}
         limit = None if last_ms is not None else self.config.max_posts_first_run
         fresh: dict[str, dict[str, Any]] = {}
+        unplaced: list[Any] = []
         anchor: str | None = None
         for _ in range(MAX_PAGES):
             body = self.call(
                 GROUP_FEED_METHOD, gid=self.config.group_id, count=PAGE_SIZE, fields=TOPIC_FIELDS, anchor=anchor
             )
-            page = [t for t in body.get("media_topics") or [] if isinstance(t, dict)]
-            for topic in page:
-                topic_id, created = str(topic.get("id") or ""), _int(topic.get("created_ms"))
+            topics = body.get("media_topics") or []
+            if not isinstance(topics, list):
+                raise OkApiError(0, f"{GROUP_FEED_METHOD}: media_topics is {type(topics).__name__}, not a list")
+            if len(topics) > PAGE_SIZE:
+                raise OkApiError(0, f"{GROUP_FEED_METHOD}: {len(topics)} topics in a page of at most {PAGE_SIZE}")
+            page: list[dict[str, Any]] = []
+            for topic in topics:
+                if not isinstance(topic, dict) or not topic.get("id") or _ms(topic) is None:
+                    unplaced.append(topic)  # rejected below with the reason; it must not pass for an old topic
+                    continue
+                page.append(topic)
+                topic_id, created = str(topic["id"]), _int(topic.get("created_ms"))
                 if last_ms is not None and (created < last_ms or (created == last_ms and topic_id in ids_at_last)):
                     continue
                 fresh[topic_id] = topic
             anchor = body.get("anchor") or None
             reached_known = last_ms is not None and bool(page) and _int(page[-1].get("created_ms")) <= last_ms
-            if not page or not body.get("has_more") or anchor is None or reached_known:
+            if not topics or not body.get("has_more") or anchor is None or reached_known:
                 break
             if limit is not None and len(fresh) >= limit:
                 break
@@ -159,14 +175,19 @@ class OkGroupConnector:
             ordered = ordered[-limit:]
         posts: list[Post] = []
         rejected: list[Rejected] = []
-        for topic in ordered:
+        for topic in [*ordered, *unplaced]:
             try:
+                if not isinstance(topic, dict):
+                    raise TypeError(f"the topic is {type(topic).__name__}, not an object")
                 posts.append(ok_post(topic, self.config.group_id, self.config.id, self.config.municipality))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                payload = json.dumps(topic, ensure_ascii=False, default=str)
+                given = topic.get("id") if isinstance(topic, dict) else None
+                name = given or "topic-" + hashlib.sha256(payload.encode()).hexdigest()[:16]  # else: its content
                 rejected.append(
                     Rejected(
-                        key=f"{self.config.group_id}_{topic.get('id')}",
-                        payload=json.dumps(topic, ensure_ascii=False, default=str),
+                        key=f"{self.config.group_id}_{name}",
+                        payload=payload,
                         reason=f"unreadable OK topic: {type(exc).__name__}: {exc}",
                     )
                 )
@@ -183,7 +204,8 @@ class OkGroupConnector:
         params["sig"] = ok_signature(params, self._access_token, self._secret_key)
         try:
             # POST keeps the token out of URLs (and so out of proxies' access logs); OK takes GET and POST alike.
-            response = self.http.post(self.endpoint, data=params | {"access_token": self._access_token})
+            data = params | {"access_token": self._access_token}
+            response, raw = send(self.http, "POST", self.endpoint, what=f"OK {method}", data=data)
         except httpx.TransportError as exc:
             raise TransientError(f"OK {method}: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
@@ -191,7 +213,7 @@ class OkGroupConnector:
         if response.status_code >= 400:
             raise OkApiError(0, f"{method}: HTTP {response.status_code}")
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError as exc:
             raise TransientError(f"OK {method}: the answer is not JSON") from exc
         if isinstance(body, dict) and "error_code" in body:
@@ -221,19 +243,28 @@ class OkGroupConnector:
 
 
 def ok_post(topic: dict[str, Any], group_id: str, source_id: str, municipality: str | None) -> Post:
-    """A mediatopic object (``media_topics[]`` of mediatopic.getTopics / mediatopic.getByIds)."""
+    """A mediatopic object (``media_topics[]`` of mediatopic.getTopics / mediatopic.getByIds). One that cannot be
+    read raises KeyError, TypeError or ValueError, saying what was wrong."""
     topic_id = str(topic["id"])
     if not topic_id:
         raise ValueError("topic without an id")
     created_ms = int(topic["created_ms"])
     texts: list[str] = []
     attachments: list[Attachment] = []
-    for block in topic.get("media") or []:
+    media = topic.get("media") or []
+    if not isinstance(media, list) or not all(isinstance(block, dict) for block in media):
+        raise TypeError("media is not a list of objects")
+    for block in media:
         kind = block.get("type")
         if kind == "text":
-            text = block.get("text") or "".join(str(t.get("text", "")) for t in block.get("text_tokens") or [])
+            tokens = block.get("text_tokens") or []
+            if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+                raise TypeError("text_tokens is not a list of objects")
+            text = block.get("text") or "".join(str(t.get("text", "")) for t in tokens)
+            if not isinstance(text, str):
+                raise TypeError(f"text is {type(text).__name__}, not a string")
             if text:
-                texts.append(str(text))
+                texts.append(text)
         elif kind == "link" and block.get("url"):
             attachments.append(Attachment(kind="link", url=str(block["url"])))
         elif kind == "poll" and block.get("question"):
@@ -244,7 +275,7 @@ def ok_post(topic: dict[str, Any], group_id: str, source_id: str, municipality: 
         post_id=topic_id,
         author_id=_ref_id(topic.get("author_ref")),
         text="\n\n".join(texts),
-        published_at=datetime.fromtimestamp(created_ms / 1000, tz=UTC),
+        published_at=_time(created_ms),
         url=f"https://ok.ru/group/{group_id}/topic/{topic_id}",
         attachments=tuple(attachments),
         source_id=source_id,
@@ -260,6 +291,21 @@ def _next_cursor(cursor: dict[str, Any], topics: list[dict[str, Any]]) -> dict[s
     if "last_created_ms" in cursor and int(cursor["last_created_ms"]) == newest:
         at_newest = sorted({*map(str, cursor.get("ids_at_last", [])), *at_newest})
     return {"last_created_ms": newest, "ids_at_last": at_newest}
+
+
+def _ms(topic: dict[str, Any]) -> int | None:
+    """``created_ms`` as a number, None if it is not one."""
+    try:
+        return int(topic.get("created_ms"))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # 1e400 is JSON: int(inf)
+        return None
+
+
+def _time(created_ms: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(created_ms / 1000, tz=UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"created_ms {created_ms} is out of range") from exc
 
 
 def _md5(text: str) -> str:
@@ -283,5 +329,5 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 1e400 is JSON: int(inf)
         return 0

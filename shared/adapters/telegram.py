@@ -24,7 +24,7 @@ one page only and says ``more`` when the page was full: the ingest service publi
 cursor before it fetches again. Nothing is confirmed to Telegram before it is published.
 
 The token is part of every URL: no message built here contains the URL or the token, and the URL httpx logs
-(``HTTP Request: POST ...`` at INFO) is redacted by a filter installed on the ``httpx`` logger.
+(``HTTP Request: POST ...`` at INFO) is masked by the filter shared/logs.py puts on the ``httpx`` logger.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeGuard
 
 import httpx
 
+from shared import logs
+from shared.adapters.answers import send
 from shared.adapters.politeness import Polite
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Geo, Post
@@ -93,7 +93,7 @@ class TelegramConnector:
         self._endpoint = f"{api_base.rstrip('/')}/bot{bot_token}/getUpdates"
         self._chats_by_id = {k: v for k, v in config.chats.items() if not k.startswith("@")}
         self._chats_by_name = {k[1:].lower(): v for k, v in config.chats.items() if k.startswith("@")}
-        _hide_in_httpx_logs(bot_token)
+        logs.hide(bot_token)  # httpx logs every request's URL, and this one carries the token
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         last = int(cursor["update_id"]) if cursor and "update_id" in cursor else None
@@ -128,19 +128,25 @@ class TelegramConnector:
 
     def _get_updates(self, request: dict[str, Any]) -> list[Any]:
         try:
-            response = self.http.post(self._endpoint, json=request)
+            response, raw = send(self.http, "POST", self._endpoint, what="Telegram getUpdates", json=request)
         except httpx.TransportError as exc:
             # ``from None``: the cause's text and its request carry the URL, and so the token.
             raise TransientError(f"Telegram getUpdates: {type(exc).__name__}: {self._scrub(str(exc))}") from None
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("ok") is True and response.status_code < 400:
             result = body.get("result")
             if not isinstance(result, list):
                 raise TelegramApiError(0, f"getUpdates: result is {type(result).__name__}, not a list")
+            if len(result) > PAGE_SIZE:
+                raise TelegramApiError(0, f"getUpdates: {len(result)} updates in a page of at most {PAGE_SIZE}")
             return result
+        if isinstance(body, dict) and response.status_code < 400 and not _is_int(body.get("error_code")):
+            raise TelegramApiError(
+                0, f"getUpdates: HTTP {response.status_code}, an answer that is neither a result nor an error"
+            )
         if not isinstance(body, dict):
             if response.status_code == 429 or response.status_code >= 500:
                 raise TransientError(f"Telegram getUpdates: HTTP {response.status_code}", _retry_after_header(response))
@@ -195,7 +201,10 @@ class TelegramConnector:
         if not watched:
             return None
         text = message.get("text", message.get("caption"))
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):
+            field = "text" if "text" in message else "caption"
+            raise _Unreadable(f"{field} is {type(text).__name__}, not a string")
+        if text is None or not text.strip():
             return None  # service messages (joins, pins), stickers, photos without a caption, locations
         message_id = message.get("message_id")
         if not _is_int(message_id):
@@ -308,46 +317,3 @@ def _rejected(update: Any, key: str | None, reason: str) -> Rejected:
         payload=payload,
         reason=f"unreadable Telegram update: {reason}",
     )
-
-
-# --- keeping the token out of httpx's own log line ---------------------------------------------------------
-
-
-class _RedactTokens(logging.Filter):
-    """httpx logs every request's URL at INFO (``HTTP Request: POST https://.../bot<token>/getUpdates ...``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        tokens = [t for t in self.tokens if t]
-        if not tokens:
-            return True
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(self._redact(str(a)) if self._has_token(a, tokens) else a for a in record.args)
-        if isinstance(record.msg, str) and any(t in record.msg for t in tokens):
-            record.msg = self._redact(record.msg)
-        return True
-
-    @staticmethod
-    def _has_token(value: Any, tokens: list[str]) -> bool:
-        return not isinstance(value, int | float) and any(t in str(value) for t in tokens)
-
-    def _redact(self, text: str) -> str:
-        for token in self.tokens:
-            if token:
-                text = text.replace(token, "<bot token>")
-        return text
-
-
-_REDACT = _RedactTokens()
-_REDACT_LOCK = threading.Lock()
-
-
-def _hide_in_httpx_logs(token: str) -> None:
-    with _REDACT_LOCK:
-        _REDACT.tokens.add(token)
-        logger = logging.getLogger("httpx")
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)

@@ -5,6 +5,11 @@ under the authors' posts (``wall.createComment``).
 Every call goes through ``Polite`` (the token's request rate, backoff with jitter on VK errors 1/6/9/10/29 and
 HTTP 429/5xx). Errors that need a person (a revoked token, a closed community) raise ``SourceAccessError``
 with what to do; the ingest service stops that source and keeps the others going.
+
+An answer that is not what VK documents (not JSON, an HTML page, ``items`` that is not a list, more items than
+asked for, a body over ``answers.MAX_ANSWER_BYTES``) fails the fetch with an error naming what was wrong, so the
+cursor stays; one unreadable item in an otherwise good page (a wrong type, a missing field, not an object) is
+rejected with its reason and the rest of the page is read.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from shared.adapters.answers import send
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Geo, Post
 from shared.ports import Delivery, FetchResult, Rejected
@@ -66,7 +72,7 @@ class VkClient:
             data["access_token"] = self.token
         try:
             # POST keeps the token out of URLs (and so out of proxies' access logs).
-            response = self.http.post(f"{self.base_url}/method/{method}", data=data)
+            response, raw = send(self.http, "POST", f"{self.base_url}/method/{method}", what=f"VK {method}", data=data)
         except httpx.TransportError as exc:
             raise TransientError(f"VK {method}: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
@@ -74,7 +80,7 @@ class VkClient:
         if response.status_code >= 400:
             raise VkApiError(0, f"{method}: HTTP {response.status_code}")
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError as exc:
             raise TransientError(f"VK {method}: the answer is not JSON") from exc
         if not isinstance(body, dict):
@@ -112,7 +118,8 @@ class VkWallConnector:
         last_seen = int(cursor["last_post_id"]) if "last_post_id" in cursor else None
         limit = None if last_seen is not None else self.config.max_posts_first_run
         fresh: dict[int, dict[str, Any]] = {}
-        newest_page: list[dict[str, Any]] = []
+        unplaced: list[Any] = []
+        newest_page: list[Any] = []
         for page in range(MAX_PAGES):
             response = self.client.call(
                 "wall.get",
@@ -121,12 +128,17 @@ class VkWallConnector:
                 offset=page * PAGE_SIZE,
                 count=PAGE_SIZE,
             )
-            items: list[dict[str, Any]] = list(response.get("items", []))
+            items = _page(response, "wall.get", PAGE_SIZE)
             if page == 0:
                 newest_page = items
             reached_known = False
             for item in items:
-                post_id = _int(item.get("id"))
+                post_id = _int(item.get("id")) if isinstance(item, dict) else 0
+                if post_id <= 0:
+                    # Not a post we can place: rejected with its reason. It must not pass for "known" and end the
+                    # paging, or the newer posts on the next pages would be skipped for good.
+                    unplaced.append(item)
+                    continue
                 if last_seen is not None and post_id <= last_seen:
                     reached_known = reached_known or not item.get("is_pinned")
                     continue
@@ -137,6 +149,7 @@ class VkWallConnector:
         if limit is not None:
             ordered = ordered[-limit:]
         result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
+        result.rejected.extend(_unplaced(item) for item in unplaced)
         newest = max([last_seen or 0, *(_int(i.get("id")) for i in ordered)])
         new_cursor: dict[str, Any] = {"last_post_id": newest} if newest else {}
         if self.config.comments:
@@ -147,18 +160,17 @@ class VkWallConnector:
         return FetchResult(posts=result.posts, cursor=new_cursor, rejected=result.rejected)
 
     def _comments(
-        self, newest_page: list[dict[str, Any]], known: dict[str, dict[str, int]]
+        self, newest_page: list[Any], known: dict[str, dict[str, int]]
     ) -> tuple[FetchResult, dict[str, dict[str, int]]]:
         """New comments (and replies in their threads) under the newest posts whose comment count changed."""
-        watched = sorted((i for i in newest_page if isinstance(i.get("id"), int)), key=lambda i: i["id"], reverse=True)[
-            : self.config.comments_on_newest_posts
-        ]
+        posts = [i for i in newest_page if isinstance(i, dict) and isinstance(i.get("id"), int)]
+        watched = sorted(posts, key=lambda i: i["id"], reverse=True)[: self.config.comments_on_newest_posts]
         cursor: dict[str, dict[str, int]] = {}
-        found: list[dict[str, Any]] = []
+        found: list[Any] = []
         for item in watched:
             post_id = str(item["id"])
             before = known.get(post_id, {"last_id": 0, "count": 0})
-            count = _int((item.get("comments") or {}).get("count", 0))
+            count = _int(_field(item, "comments", "count"))
             cursor[post_id] = {"last_id": before["last_id"], "count": count}
             if count == before["count"] or count == 0:
                 continue
@@ -173,17 +185,19 @@ class VkWallConnector:
                     sort="asc",
                     thread_items_count=10,
                 )
-                page: list[dict[str, Any]] = list(response.get("items", []))
+                page = _page(response, "wall.getComments", PAGE_SIZE)
                 for comment in page:
-                    thread = (comment.get("thread") or {}).get("items", [])
-                    for c in [comment, *thread]:
-                        if _int(c.get("id")) > before["last_id"] and not c.get("deleted"):
+                    thread = _field(comment, "thread", "items")
+                    for c in [comment, *(thread if isinstance(thread, list) else [])]:
+                        if not isinstance(c, dict):
+                            found.append(c)  # rejected below, with the reason
+                        elif _int(c.get("id")) > before["last_id"] and not c.get("deleted"):
                             found.append(c)
                 if len(page) < PAGE_SIZE:
                     break
             newest_comment = max([before["last_id"], *(_int(c.get("id")) for c in found if _same_post(c, post_id))])
             cursor[post_id]["last_id"] = newest_comment
-        found.sort(key=lambda c: _int(c.get("id")))
+        found.sort(key=lambda c: _int(_field(c, "id")))
         return _to_posts(found, lambda c: vk_comment(c, self.config.id, self.config.municipality)), cursor
 
 
@@ -203,6 +217,7 @@ class VkSearchConnector:
         else:
             start_time = int((self.clock() - timedelta(hours=self.config.first_run_hours)).timestamp())
         items: dict[tuple[int, int], dict[str, Any]] = {}
+        unplaced: list[Any] = []
         start_from: str | None = None
         while len(items) < SEARCH_MAX_RESULTS:
             response = self.client.call(
@@ -215,15 +230,21 @@ class VkSearchConnector:
                 longitude=self.config.longitude,
                 extended=0,
             )
-            page: list[dict[str, Any]] = list(response.get("items", []))
+            page = _page(response, "newsfeed.search", SEARCH_PAGE_SIZE)
             for item in page:
-                items[(_int(item.get("owner_id")), _int(item.get("id")))] = item
+                if isinstance(item, dict) and _int(item.get("owner_id")) and _int(item.get("id")) > 0:
+                    items[(_int(item.get("owner_id")), _int(item.get("id")))] = item
+                else:
+                    unplaced.append(item)  # rejected with its reason; not one key shared by all of them
             start_from = response.get("next_from")
             if not page or not start_from:
                 break
         ordered = sorted(items.values(), key=lambda i: (_int(i.get("date")), _int(i.get("id"))))
         result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
-        newest = max([start_time - 1, *(_int(i.get("date")) for i in ordered)])
+        result.rejected.extend(_unplaced(item) for item in unplaced)
+        # From the posts read, not from every date in the answer: a rejected item's garbage date (year 5138) would
+        # move start_time past every post to come.
+        newest = max([start_time - 1, *(int(p.published_at.timestamp()) for p in result.posts)])
         return FetchResult(posts=result.posts, cursor={"start_time": newest + 1}, rejected=result.rejected)
 
 
@@ -231,7 +252,8 @@ class VkSearchConnector:
 
 
 def vk_post(item: dict[str, Any], source_id: str, municipality: str | None) -> Post:
-    """A wall post object (wall.get, newsfeed.search, Callback API wall_post_new)."""
+    """A wall post object (wall.get, newsfeed.search, Callback API wall_post_new). An object that cannot be read
+    raises KeyError, TypeError or ValueError only, saying what was wrong."""
     owner_id = int(item["owner_id"])
     post_id = int(item["id"])
     return Post(
@@ -239,8 +261,8 @@ def vk_post(item: dict[str, Any], source_id: str, municipality: str | None) -> P
         community=str(owner_id),
         post_id=str(post_id),
         author_id=str(item.get("signer_id") or item.get("from_id") or owner_id),
-        text=str(item.get("text", "")),
-        published_at=datetime.fromtimestamp(int(item["date"]), tz=UTC),
+        text=_text(item),
+        published_at=_time(item["date"]),
         url=f"https://vk.com/wall{owner_id}_{post_id}",
         geo=_geo(item.get("geo")),
         attachments=tuple(_attachments(item.get("attachments", []))),
@@ -260,8 +282,8 @@ def vk_comment(item: dict[str, Any], source_id: str, municipality: str | None) -
         community=str(owner_id),
         post_id=f"{post_id}_{comment_id}",
         author_id=str(item.get("from_id") or owner_id),
-        text=str(item.get("text", "")),
-        published_at=datetime.fromtimestamp(int(item["date"]), tz=UTC),
+        text=_text(item),
+        published_at=_time(item["date"]),
         url=f"https://vk.com/wall{owner_id}_{post_id}?reply={comment_id}",
         attachments=tuple(_attachments(item.get("attachments", []))),
         parent_post_id=str(post_id),
@@ -270,49 +292,99 @@ def vk_comment(item: dict[str, Any], source_id: str, municipality: str | None) -
     )
 
 
-def _to_posts(items: list[dict[str, Any]], convert: Any) -> FetchResult:
+def _to_posts(items: list[Any], convert: Any) -> FetchResult:
     posts: list[Post] = []
     rejected: list[Rejected] = []
     for item in items:
         try:
+            if not isinstance(item, dict):
+                raise TypeError(f"the item is {type(item).__name__}, not an object")
             posts.append(convert(item))
-        except (KeyError, TypeError, ValueError) as exc:
-            rejected.append(
-                Rejected(
-                    key=f"{item.get('owner_id')}_{item.get('post_id', '')}{item.get('id')}",
-                    payload=json.dumps(item, ensure_ascii=False, default=str),
-                    reason=f"unreadable VK item: {type(exc).__name__}: {exc}",
-                )
-            )
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            rejected.append(_rejected(item, f"{type(exc).__name__}: {exc}"))
     return FetchResult(posts=posts, cursor={}, rejected=rejected)
 
 
-def _same_post(comment: dict[str, Any], post_id: str) -> bool:
-    return str(comment.get("post_id")) == post_id
+def _rejected(item: Any, reason: str) -> Rejected:
+    payload = json.dumps(item, ensure_ascii=False, default=str)
+    if isinstance(item, dict):
+        key = f"{item.get('owner_id')}_{item.get('post_id', '')}{item.get('id')}"
+    else:  # nothing to name it by: its content
+        key = "item-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return Rejected(key=key, payload=payload, reason=f"unreadable VK item: {reason}")
+
+
+def _unplaced(item: Any) -> Rejected:
+    """An item of a page that cannot be told apart from others: not an object, or without a positive id."""
+    if not isinstance(item, dict):
+        return _rejected(item, f"the item is {type(item).__name__}, not an object")
+    return _rejected(item, f"owner_id {item.get('owner_id')!r} / id {item.get('id')!r} do not name a post")
+
+
+def _page(response: Any, method: str, asked: int) -> list[Any]:
+    """The ``items`` of a paged answer, as VK documents them, or an error saying how the answer differs."""
+    if not isinstance(response, dict):
+        raise VkApiError(0, f"{method}: response is {type(response).__name__}, not an object")
+    items = response.get("items", [])
+    if not isinstance(items, list):
+        raise VkApiError(0, f"{method}: items is {type(items).__name__}, not a list")
+    if len(items) > asked:
+        raise VkApiError(0, f"{method}: {len(items)} items in a page of at most {asked}")
+    return items
+
+
+def _field(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, None wherever an object is missing or is not one."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _text(item: dict[str, Any]) -> str:
+    text = item.get("text", "")
+    if not isinstance(text, str):
+        raise TypeError(f"text is {type(text).__name__}, not a string")
+    return text
+
+
+def _time(value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"date {value!r} is out of range") from exc
+
+
+def _same_post(comment: Any, post_id: str) -> bool:
+    return str(_field(comment, "post_id")) == post_id
 
 
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 1e400 is JSON: int(inf)
         return 0
 
 
-def _geo(geo: dict[str, Any] | None) -> Geo | None:
-    if not geo or not geo.get("coordinates"):
+def _geo(geo: Any) -> Geo | None:
+    if not isinstance(geo, dict) or not geo.get("coordinates"):
         return None
     lat, lon = str(geo["coordinates"]).split()
     return Geo(lat=float(lat), lon=float(lon))
 
 
-def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
+def _attachments(items: Any) -> list[Attachment]:
+    """What can be read of them: an attachment in a shape VK does not send is left out, the post is kept."""
     found = []
-    for a in items:
-        kind = a.get("type", "")
+    for a in items if isinstance(items, list) else []:
+        if not isinstance(a, dict) or not isinstance(a.get("type"), str):
+            continue
+        kind = a["type"]
         body = a.get(kind, {}) if isinstance(a.get(kind), dict) else {}
         url = None
-        if kind == "photo" and body.get("sizes"):
-            url = max(body["sizes"], key=lambda s: s.get("width", 0) * s.get("height", 0)).get("url")
+        sizes = body.get("sizes")
+        sizes = [s for s in sizes if isinstance(s, dict)] if isinstance(sizes, list) else []
+        if kind == "photo" and sizes:
+            url = max(sizes, key=lambda s: _int(s.get("width")) * _int(s.get("height"))).get("url")
         elif kind == "link":
             url = body.get("url")
         elif kind in {"video", "doc", "audio"} and "owner_id" in body and "id" in body:

@@ -50,7 +50,7 @@ class VkCallbackService:
             return Answer(400, "expected a Callback API event: a JSON object with a type")
         try:
             group_id = int(body.get("group_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 1e400 is JSON: int(inf)
             return Answer(400, "group_id is missing or not a number")
         community = self.communities.get(group_id)
         if community is None:
@@ -58,7 +58,8 @@ class VkCallbackService:
             return Answer(403, "unknown community")
         if body["type"] == "confirmation":
             return Answer(200, community.confirmation_code)
-        if self.secret is None or not hmac.compare_digest(str(body.get("secret", "")), self.secret):
+        presented = str(body.get("secret", "")).encode()  # bytes: compare_digest raises on non-ASCII str
+        if self.secret is None or not hmac.compare_digest(presented, self.secret.encode()):
             log.warning("Callback API event with a wrong secret for community %s", group_id)
             return Answer(403, "wrong secret")
         if body["type"] not in self.HANDLED:
@@ -68,7 +69,7 @@ class VkCallbackService:
             return Answer(200, "ok")
         try:
             post = self._post(body, community)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             self._quarantine(event_id, body, f"unreadable {body['type']} object: {type(exc).__name__}: {exc}")
             return Answer(200, "ok")  # retrying the same garbage would not help; it is kept with its reason
         self.intake.publish([post])  # raises if Pub/Sub is down: the 500 makes VK retry

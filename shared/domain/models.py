@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Annotated
@@ -15,10 +16,25 @@ from shared.domain.ids import incident_id_for
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a time zone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+05:00 has no UTC time: bad input, not a crash
+        raise ValueError(f"timestamp {value.isoformat()} is out of range in UTC") from exc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: str) -> str:
+    """A network's JSON may carry half of an emoji (``"\\ud83d"``): Python reads it, but no UTF-8 encoder
+    (Pub/Sub, Firestore) can write it, so one such post would stop its source for good. It becomes U+FFFD."""
+    return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+
+
+# Text as a source sent it, made storable.
+SourceText = Annotated[str, AfterValidator(_without_lone_surrogates)]
 
 
 class Model(BaseModel):
@@ -33,20 +49,20 @@ class Geo(Model):
 
 
 class Attachment(Model):
-    kind: str = Field(description="photo, video, link, doc, ... as the network names it")
-    url: str
+    kind: SourceText = Field(description="photo, video, link, doc, ... as the network names it")
+    url: SourceText
 
 
 class Post(Model):
     """A citizen's post or comment exactly as a source connector fetched it, normalised across networks."""
 
     source: str = Field(min_length=1, description="network kind: vk, telegram, ok, rss, inbox, ...")
-    community: str = Field(min_length=1, description="wall / chat / feed id within the network")
-    post_id: str = Field(min_length=1)
-    author_id: str | None = None
-    text: str
+    community: SourceText = Field(min_length=1, description="wall / chat / feed id within the network")
+    post_id: SourceText = Field(min_length=1)
+    author_id: SourceText | None = None
+    text: SourceText
     published_at: UtcDatetime
-    url: str
+    url: SourceText
     geo: Geo | None = None
     attachments: tuple[Attachment, ...] = ()
     parent_post_id: str | None = Field(default=None, description="for comments: the post they answer")

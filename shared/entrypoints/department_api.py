@@ -123,9 +123,10 @@ class DepartmentApi:
         if action == "resolve":
             return s.resolve(actor, incident_id, _text(body, "text"), request_key=key)
         if action == "reassign":
-            return s.reassign(actor, incident_id, _required_text(body, "reason"), body.get("to_department"))
+            return s.reassign(actor, incident_id, _required_text(body, "reason"), _text(body, "to_department"))
+        # Strings or nothing: a list here would reach the directory's lookups and the stored classification.
         return s.correct(
-            actor, incident_id, body.get("category"), body.get("municipality"), _text(body, "reason") or ""
+            actor, incident_id, _text(body, "category"), _text(body, "municipality"), _text(body, "reason") or ""
         )
 
 
@@ -170,7 +171,7 @@ def _json_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, too long an integer, too deep
         raise ActionError(f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ActionError("the body must be a JSON object")

@@ -24,7 +24,7 @@ def inbound_from_cloudevent(event_id: str, event_type: str, data: Any) -> Inboun
     if isinstance(data, bytes | str):
         try:
             data = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, too long an integer, too deep
             raise UnreadableEvent(fallback, f"event data is not JSON: {exc}") from exc
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, dict):

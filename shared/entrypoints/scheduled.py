@@ -10,6 +10,7 @@ from typing import Any
 from flask import Request
 
 from shared.domain.errors import PermanentError
+from shared.entrypoints.request_json import json_or_none
 
 
 def run_scheduled(
@@ -17,7 +18,7 @@ def run_scheduled(
 ) -> tuple[dict[str, Any], int]:
     if request.method != "POST":
         return {"error": "use POST"}, 405
-    body = request.get_json(silent=True) if request.data else None
+    body = json_or_none(request.get_data())
     if body is not None and not isinstance(body, dict):
         return {"error": "body must be a JSON object"}, 400
     try:

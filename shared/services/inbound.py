@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.domain.errors import PermanentError
+from shared.logs import redact
 from shared.ports import Clock, Quarantine, QuarantinedMessage
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class InboundHandler:
         return MessageOutcome("handled", detail)
 
     def to_quarantine(self, message: InboundMessage, reason: str) -> MessageOutcome:
+        reason = redact(reason)  # kept in Firestore and logged: no credentials (shared/logs.py)
         item = QuarantinedMessage(
             id=quarantine_id(self.stage, message),
             stage=self.stage,

@@ -51,7 +51,8 @@ class InboxService:
 
     def handle(self, authorization: str | None, body: Any) -> Answer:
         presented = (authorization or "").removeprefix("Bearer ").strip()
-        if self.token is None or not hmac.compare_digest(presented, self.token):
+        # Bytes: compare_digest raises on non-ASCII str, and a stranger's header must get 401, not 500.
+        if self.token is None or not hmac.compare_digest(presented.encode(), self.token.encode()):
             return Answer.json(401, {"error": "missing or wrong bearer token"})
         try:
             item = InboxPostV1.model_validate(body)

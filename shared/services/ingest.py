@@ -18,6 +18,7 @@ from typing import Any
 from shared.contracts import PostFetchedV1
 from shared.domain.errors import SourceAccessError
 from shared.domain.models import Post
+from shared.logs import redact
 from shared.ports import (
     Clock,
     CursorStore,
@@ -140,10 +141,11 @@ class IngestService:
                 if not more or self.clock() - self.started > self.budget:
                     break
         except SourceAccessError as exc:
-            rep.status, rep.error, rep.action = "stopped", str(exc), exc.action
-            log.error("source %s stopped: %s. To do: %s", source.source_id, exc, exc.action)
+            # Errors are kept in the health record and the run's report: masked like a log line (shared/logs.py).
+            rep.status, rep.error, rep.action = "stopped", redact(str(exc)), exc.action
+            log.error("source %s stopped: %s. To do: %s", source.source_id, rep.error, exc.action)
         except Exception as exc:
-            rep.status, rep.error = "failing", f"{type(exc).__name__}: {exc}"
+            rep.status, rep.error = "failing", redact(f"{type(exc).__name__}: {exc}")
             log.exception("source %s failed", source.source_id)
         self.health.set(source.source_id, _health(record, rep, source.fingerprint, now))
         return rep
@@ -156,7 +158,7 @@ class IngestService:
                 QuarantinedMessage(
                     id=f"ingest.{source.source_id}.{bad.key}",
                     stage="ingest",
-                    reason=bad.reason,
+                    reason=redact(bad.reason),
                     payload=bad.payload,
                     attributes={"source_id": source.source_id},
                     received_at=now,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.domain.errors import PermanentError
 from shared.domain.ids import notification_id_for
 from shared.domain.models import Channel, Notification, NotificationStatus
+from shared.logs import redact
 from shared.ports import ChannelSender, ClaimState, Clock, Delivery, NotificationLog
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,18 @@ class Notifier:
         claimed = claim.notification
         if send is None:
             return self._save(claimed, NotificationStatus.FAILED, f"no sender configured for {channel}")
+        # The error is logged, stored on the notification and the incident, and told to the coordinator: masked
+        # first (a webhook URL's query or credentials, a secret a server echoed: shared/logs.py).
         try:
             send()
         except PermanentError as exc:
-            log.error("notification %s failed for good: %s", nid, exc)
-            return self._save(claimed, NotificationStatus.FAILED, str(exc))
+            error = redact(str(exc))
+            log.error("notification %s failed for good: %s", nid, error)
+            return self._save(claimed, NotificationStatus.FAILED, error)
         except Exception as exc:
-            log.warning("notification %s failed, will retry: %s", nid, exc)
-            return self._save(claimed, NotificationStatus.SENDING, f"{type(exc).__name__}: {exc}", release=True)
+            error = redact(f"{type(exc).__name__}: {exc}")
+            log.warning("notification %s failed, will retry: %s", nid, error)
+            return self._save(claimed, NotificationStatus.SENDING, error, release=True)
         return self._save(claimed, NotificationStatus.SENT, None)
 
     def _save(self, n: Notification, status: NotificationStatus, error: str | None, release: bool = False) -> Outcome:

@@ -22,6 +22,7 @@ from shared.ports import Clock, DepartmentDirectory, IncidentRepository, Publish
 from shared.services.routing import departments_of
 
 S = IncidentStatus
+MAX_ANSWER_CHARS = 4000  # Answer.text's limit
 
 
 class ActionError(Exception):
@@ -111,6 +112,8 @@ class ResponseService:
         text = text.strip()
         if not text:
             raise ActionError("the answer text is empty")
+        if len(text) > MAX_ANSWER_CHARS:  # refused here, not by Answer's validation inside the update (a 500)
+            raise ActionError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
         if interim and promised_by is None:
             raise ActionError("an interim answer needs promised_by: the date the full answer will come")
         self.view(actor, incident_id)

@@ -62,3 +62,19 @@ def test_missing_or_malformed_headers_are_refused() -> None:
         verify(SECRET, None, "v1=00", BODY, time.time())
     with pytest.raises(InvalidSignature, match="Unix seconds"):
         verify(SECRET, "yesterday", "v1=00", BODY, time.time())
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        ("9" * 400, "v1=00"),  # no float holds it: must be refused, not raise OverflowError
+        ("١٧٠٠٠٠٠٠٠٠", "v1=00"),  # Arabic-Indic digits: str.isdigit() says yes
+        (None, "v1=ключ"),  # a non-ASCII signature: compare_digest refuses such a str
+    ],
+)
+def test_hostile_headers_are_refused_not_raised(timestamp: str | None, signature: str) -> None:
+    now = int(time.time())
+    stamp = timestamp or str(now)
+    with pytest.raises(InvalidSignature):
+        verify(SECRET, stamp, signature, BODY, now)
+    assert not docs_verifier()(SECRET, {"Otklik-Timestamp": stamp, "Otklik-Signature": signature}, BODY)
