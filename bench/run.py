@@ -50,6 +50,7 @@ SERVICES = {
     "vk_callback": "vk_callback_service",
     "inbox": "inbox_service",
     "department_api": "department_api",
+    "open311": "open311_api",
 }
 
 

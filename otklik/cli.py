@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from otklik import REPO_ROOT
@@ -42,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     revoke = token_sub.add_parser("revoke", help="revoke every token of a department")
     revoke.add_argument("department")
 
+    report = sub.add_parser(
+        "report",
+        help="incidents of a period from Firestore: counts, reply and resolution times, deadlines, trend "
+        "against the previous period of the same length",
+    )
+    report.add_argument("--from", dest="start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
+    report.add_argument(
+        "--to", dest="end", type=date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD (excluded)"
+    )
+    report.add_argument("--municipality", default=None, help="municipality id (gazetteer), e.g. shakhty")
+    report.add_argument("--format", dest="fmt", choices=["md", "csv", "json", "html"], default="md")
+    report.add_argument("--output", type=Path, default=None, help="file to write (default: standard output)")
+
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every message contract")
     schemas.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "schemas")
 
@@ -63,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "dev": _dev,
         "seed": _seed,
         "token": _token,
+        "report": _report,
         "schemas": _schemas,
         "build": _build,
         "classify": _classify,
@@ -154,6 +169,35 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     # The only time the token is shown: Firestore keeps its SHA-256 digest.
     print(tokens.issue(store, args.department, args.label, utcnow()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from google.cloud import firestore
+
+    from shared.adapters.firestore import FirestoreIncidents, FirestoreRouting
+    from shared.config import Settings
+    from shared.domain.models import utcnow
+    from shared.report_names import report_names
+    from shared.services.report_render import render
+    from shared.services.reports import REPORT_ZONE, report_for
+
+    if args.end <= args.start:
+        print("--to must be after --from (it is the day after the period's last day)", file=sys.stderr)
+        return 2
+    # Days are the regions' own (Europe/Moscow): a day's report is that local day, midnight to midnight.
+    start = datetime.combine(args.start, datetime.min.time(), REPORT_ZONE).astimezone(UTC)
+    end = datetime.combine(args.end, datetime.min.time(), REPORT_ZONE).astimezone(UTC)
+    settings = Settings()
+    db = firestore.Client(project=settings.project_id, database=settings.firestore_database)
+    names = report_names(FirestoreRouting(db).load() or settings.routing)
+    built = report_for(FirestoreIncidents(db), start, end, utcnow(), args.municipality, names)
+    text = render(built, args.fmt)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(args.output)
     return 0
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from shared.answer_links import AnswerLinks
     from shared.domain.deadlines import Deadlines
     from shared.entrypoints.department_api import DepartmentApi
+    from shared.entrypoints.open311 import Open311Api
     from shared.services.classify import ClassifyService
     from shared.services.digest import DigestService
     from shared.services.inbox import InboxService
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from shared.services.responses import ResponseService
     from shared.services.route import RouteService
     from shared.services.routing import LiveDirectory
+    from shared.services.weekly_report import WeeklyReportService
 
 
 @cache
@@ -226,6 +228,21 @@ def department_api() -> DepartmentApi:
 
 
 @cache
+def open311_api() -> Open311Api:
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.classifier.places import GAZETTEERS
+    from shared.entrypoints.open311 import Open311Api
+    from shared.services.open311 import Open311Reader, load_settlements
+
+    def department_name(department_id: str) -> str | None:
+        department = directory().department(department_id)
+        return department.name if department else None
+
+    reader = Open311Reader(FirestoreIncidents(firestore_client()), department_name, load_settlements(GAZETTEERS))
+    return Open311Api(reader, clock)
+
+
+@cache
 def post_intake() -> PostIntake:
     from shared.adapters.firestore import PUBLISHED_POSTS, FirestoreMarkers
     from shared.adapters.pubsub import PubSubPublisher
@@ -325,6 +342,21 @@ def digest_service() -> DigestService:
     )
 
 
+@cache
+def weekly_report_service() -> WeeklyReportService:
+    from shared.adapters.email import mail_sender
+    from shared.adapters.firestore import FirestoreIncidents
+    from shared.report_names import municipality_names
+    from shared.services.reports import Names
+    from shared.services.weekly_report import WeeklyReportService
+
+    directory_now = directory()
+    names = Names(municipalities=municipality_names(), departments={d.id: d.name for d in directory_now.departments()})
+    return WeeklyReportService(
+        FirestoreIncidents(firestore_client()), directory_now, notifier(), mail_sender(settings()), names
+    )
+
+
 def reset() -> None:
     """Forget every client and service (tests change the environment between apps)."""
     for factory in (
@@ -341,12 +373,14 @@ def reset() -> None:
         route_service,
         response_service,
         department_api,
+        open311_api,
         post_intake,
         ingest_service,
         vk_callback_service,
         inbox_service,
         remind_service,
         digest_service,
+        weekly_report_service,
     ):
         factory.cache_clear()
 
@@ -404,13 +438,25 @@ def _now_of(body: dict[str, Any] | None) -> datetime:
 
 
 def run_digest(body: dict[str, Any] | None) -> dict[str, Any]:
-    report = digest_service().run(_now_of(body))
+    """The scheduled letters: each department's daily digest, and last week's report to the coordinators. The
+    weekly report is tried on every run and sent once per week and address (the first run after Monday 00:00,
+    or the next one if that run failed)."""
+    now = _now_of(body)
+    report = digest_service().run(now)
+    weekly = weekly_report_service().run(now)
     return {
         "now": report.now.isoformat(),
         "open_incidents": report.open_incidents,
         "sent": report.sent,
         "skipped": report.skipped,
         "failed": report.failed,
+        "weekly_report": {
+            "week": [weekly.start.isoformat(), weekly.end.isoformat()],
+            "complaints": weekly.complaints,
+            "sent": weekly.sent,
+            "skipped": weekly.skipped,
+            "failed": weekly.failed,
+        },
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.contracts import Contract
 from shared.domain.errors import TransientError
-from shared.domain.models import Incident, Notification, NotificationStatus
+from shared.domain.models import Incident, IncidentStatus, Notification, NotificationStatus
 from shared.ports import Claim, ClaimState, Delivery, FetchResult, QuarantinedMessage
 
 
@@ -52,6 +52,16 @@ class MemoryIncidents:
             and (created_after is None or i.created_at > created_after)
         ]
         return sorted(found, key=lambda i: i.created_at)[:limit]
+
+    def created_between(self, start: datetime, end: datetime, page: int = 500) -> list[Incident]:
+        found = [i for i in self.items.values() if start <= i.created_at < end]
+        return sorted(found, key=lambda i: (i.created_at, i.id))
+
+    def created_in_range_page(
+        self, statuses: Sequence[IncidentStatus], start: datetime, end: datetime, limit: int
+    ) -> list[Incident]:
+        found = [i for i in self.items.values() if i.status in statuses and start <= i.created_at < end]
+        return sorted(found, key=lambda i: (i.created_at, i.id))[:limit]  # Firestore breaks ties by document id
 
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         stuck = [i for i in self.items.values() if i.undelivered and i.routed_at is not None and i.routed_at <= before]

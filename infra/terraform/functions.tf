@@ -105,7 +105,7 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
 # ---------------------------------------------------------------------------------------------------------
 
 resource "google_cloudfunctions2_function" "function" {
-  # checkov:skip=CKV_GCP_124:ALLOW_ALL only for the functions topology.json marks public (vk_callback, inbox, department_api), which authenticate each request; all others are ALLOW_INTERNAL_ONLY (tests/unit/test_terraform.py)
+  # checkov:skip=CKV_GCP_124:ALLOW_ALL only for the functions topology.json marks public (vk_callback, inbox, department_api authenticate each request; open311 serves open data without personal data); all others are ALLOW_INTERNAL_ONLY (tests/unit/test_terraform.py)
   for_each    = local.functions
   name        = "otklik-${each.value.resource_name}"
   location    = var.region
@@ -137,7 +137,7 @@ resource "google_cloudfunctions2_function" "function" {
     # project count as internal traffic for Cloud Run ingress, so nothing on the internet reaches the others
     # (and IAM still checks every call). vk_callback, inbox and department_api must be reachable by VK, other
     # systems and clerks: they take all traffic and authenticate each request themselves (VK's secret, the
-    # inbox bearer token, a department's token or a signed answer link).
+    # inbox bearer token, a department's token or a signed answer link); open311 serves open data to anyone.
     ingress_settings               = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     environment_variables          = local.common_env
@@ -191,15 +191,16 @@ resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
-# vk_callback, inbox and department_api ("public": true in topology.json) are called by VK's servers, by
-# other systems and by departments' clerks, none of which can present a Google identity: allUsers may invoke
-# these three and no other function. The request is authenticated by the function: vk_callback compares VK's
+# vk_callback, inbox, department_api and open311 ("public": true in topology.json) are called by VK's servers,
+# by other systems, by departments' clerks and by open-data readers, none of which can present a Google
+# identity: allUsers may invoke these four and no other function. The request is authenticated by the function: vk_callback compares VK's
 # secret (OTKLIK_VK_CALLBACK_SECRET) and answers 403 without it, inbox compares the bearer token
 # (OTKLIK_INBOX_TOKEN) and answers 401; both refuse everything when their secret is unset. department_api
 # takes a department's token (only its SHA-256 is stored, in Firestore) or a link signed with
-# OTKLIK_LINK_SIGNING_KEY.
+# OTKLIK_LINK_SIGNING_KEY. open311 is open data: read-only, complaints without personal data
+# (shared/services/open311.py), for anyone.
 resource "google_cloud_run_service_iam_member" "public_invoker" {
-  # checkov:skip=CKV_GCP_102:Public on purpose: only the functions topology.json marks public (vk_callback, inbox, department_api), which authenticate each request themselves
+  # checkov:skip=CKV_GCP_102:Public on purpose: only the functions topology.json marks public (vk_callback, inbox, department_api authenticate each request themselves; open311 is open data, read-only, without personal data)
   for_each = local.public_functions
   location = google_cloudfunctions2_function.function[each.key].location
   service  = google_cloudfunctions2_function.function[each.key].name

@@ -38,7 +38,8 @@ locals {
   ]...)
   scheduled_functions = { for name, f in local.functions : name => f if f.schedule != null }
   # "public": true in topology.json: reachable from the internet (vk_callback for VK's Callback API, inbox for
-  # other systems). Every other function is internal-only.
+  # other systems, department_api for departments, open311 for open-data readers). Every other function is
+  # internal-only.
   public_functions = { for name, f in local.functions : name => f if f.public }
 
   # Topic key/function -> the grant of roles/pubsub.publisher on that topic, one per entry of each topic's
@@ -87,7 +88,7 @@ locals {
       var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
       var.secrets.vk_reply_token == null ? {} : { OTKLIK_VK_REPLY_TOKEN = var.secrets.vk_reply_token },
     )
-    # digest: one e-mail per department with answer links.
+    # digest: one e-mail per department with answer links, and the weekly report to the coordinators.
     digest = merge(
       { OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key },
       var.secrets.smtp_password == null ? {} : { OTKLIK_SMTP_PASSWORD = var.secrets.smtp_password },
@@ -95,6 +96,8 @@ locals {
     vk_callback    = { OTKLIK_VK_CALLBACK_SECRET = var.secrets.vk_callback_secret }
     inbox          = { OTKLIK_INBOX_TOKEN = var.secrets.inbox_token }
     department_api = { OTKLIK_LINK_SIGNING_KEY = var.secrets.link_signing_key }
+    # open311 publishes complaints without personal data: it needs no secret.
+    open311 = {}
   }
   secret_bindings = merge([
     for fn, envs in local.secret_env : {

@@ -6,7 +6,7 @@ output "function_uris" {
 }
 
 output "public_function_uris" {
-  description = "Addresses of the public functions: vk_callback's goes into the VK community's Callback API settings, inbox's to the systems that post to it."
+  description = "Addresses of the public functions: vk_callback's goes into the VK community's Callback API settings, inbox's to the systems that post to it, department_api's to the departments, open311's to the open-data portal."
   value       = { for name, f in local.public_functions : name => google_cloudfunctions2_function.function[name].service_config[0].uri }
 }
 

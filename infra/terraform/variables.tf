@@ -76,6 +76,13 @@ variable "functions" {
       timeout_seconds = optional(number, 30)
       max_instances   = optional(number, 3)
     }), {})
+    # Open data readers (portals, civic apps): read-only pages of at most 1,000 incidents, cacheable 5 minutes
+    # (Cache-Control), so few instances serve many readers and cap what a crawler can cost.
+    open311 = optional(object({
+      memory          = optional(string, "256M")
+      timeout_seconds = optional(number, 30)
+      max_instances   = optional(number, 3)
+    }), {})
   })
   default = {}
 

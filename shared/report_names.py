@@ -1,0 +1,30 @@
+"""The names a report shows for ids: categories (shared.domain.categories), municipalities (the gazetteers)
+and departments (the routing directory)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from shared.config import RoutingConfig
+from shared.services.reports import Names
+
+GAZETTEERS = Path(__file__).resolve().parent / "classifier" / "gazetteers"
+
+
+@cache
+def municipality_names(folder: Path = GAZETTEERS) -> dict[str, str]:
+    """Municipality id -> its name, read straight from the YAML (no morphology needed to name a place)."""
+    names: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for raw in data.get("municipalities") or []:
+            names[str(raw["id"])] = str(raw.get("name") or raw["id"])
+    return names
+
+
+def report_names(routing: RoutingConfig | None) -> Names:
+    departments = {d.id: d.name for d in routing.departments} if routing is not None else {}
+    return Names(municipalities=municipality_names(), departments=departments)
