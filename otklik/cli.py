@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="fit the classifier's model on the corpus's training split (scikit-learn)")
     evaluate = sub.add_parser("eval", help="measure the shipped classifier on the corpus's held-out split")
     evaluate.add_argument("--split", choices=["held-out", "train", "all"], default="held-out")
+    sub.add_parser(
+        "eval-grouping",
+        help="measure which posts are grouped into one incident on corpus/grouping/pairs.jsonl (held-out pairs)",
+    )
 
     args = parser.parse_args(argv)
     handler = {
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "classify": _classify,
         "train": _train,
         "eval": _eval,
+        "eval-grouping": _eval_grouping,
     }[args.command]
     return handler(args)
 
@@ -104,6 +109,12 @@ def _eval(args: argparse.Namespace) -> int:
     from otklik.classifier.evaluate import main as evaluate
 
     return evaluate(args.split)
+
+
+def _eval_grouping(args: argparse.Namespace) -> int:
+    from otklik.classifier.grouping_eval import main as evaluate_grouping
+
+    return evaluate_grouping()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -34,9 +34,23 @@ def assert_each_notification_sent_exactly_once(stack: LocalStack) -> None:
             assert n["status"] == "sent", (n_id, n["status"])
             by_channel[n["channel"]].add(n_id)
     webhooks = Counter(r.headers["otklik-event-id"] for r in stack.webhooks.accepted())
-    emails = Counter(str(m["Message-ID"]).strip("<>").removesuffix("@otklik") for m in stack.smtp.messages)
+    emails = Counter(str(m["Message-ID"]).strip().strip("<>").removesuffix("@otklik") for m in stack.smtp.messages)
     assert by_channel["webhook"] and webhooks == Counter(by_channel["webhook"]), "a webhook lost or sent twice"
     assert by_channel["email"] and emails == Counter(by_channel["email"]), "an e-mail lost or sent twice"
+
+
+def wait_until_delivered(stack: LocalStack, timeout: float = 120.0) -> None:
+    """Remind's redeliveries go through Pub/Sub: wait for route to finish them, not just for a quiet moment."""
+    deadline = time.monotonic() + timeout
+    while [i for i in docs(stack, "incidents").values() if i.get("undelivered")] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert stack.bridge is not None
+    stack.bridge.wait_idle(quiet=1.0)
+
+
+def pipeline_quarantine(stack: LocalStack) -> list[str]:
+    """Messages classify or route refused (the demo feeds carry a few unreadable items that ingest keeps)."""
+    return [q_id for q_id, q in docs(stack, "quarantine").items() if q["stage"] != "ingest"]
 
 
 def test_messages_delivered_one_to_three_times_at_once_make_one_incident_and_one_notification_each(
@@ -55,7 +69,7 @@ def test_messages_delivered_one_to_three_times_at_once_make_one_incident_and_one
     assert max(copies.values()) >= 2 and min(copies.values()) >= 1
     assert sum(1 for n in copies.values() if n >= 2) >= 10
     assert sum(stack.bridge.stats.dead_lettered.values()) == 0
-    assert not docs(stack, "quarantine")
+    assert not pipeline_quarantine(stack)
 
 
 def test_a_receiver_down_longer_than_pubsub_retries_gets_every_notification_once_it_is_back(
@@ -84,10 +98,10 @@ def test_a_receiver_down_longer_than_pubsub_retries_gets_every_notification_once
         redelivered += run["redelivered"]
         if not run.get("more_pending"):
             break
-    stack.bridge.wait_idle(quiet=1.0)
+    wait_until_delivered(stack)
 
     assert {i["id"] for i in stuck} <= set(redelivered)
-    assert not [i for i in docs(stack, "incidents").values() if i.get("undelivered")]
+    assert not [i["id"] for i in docs(stack, "incidents").values() if i.get("undelivered")]
     assert_each_notification_sent_exactly_once(stack)
     # E-mails already sent were not sent again by the redelivery (reminders are not due 31 minutes on).
     assert len(stack.smtp.messages) == emails_before
@@ -110,7 +124,7 @@ def test_firestore_unreachable_in_the_middle_of_a_run_loses_nothing(make_stack: 
     assert demo_incident_ids(stack) <= set(incidents) and len(incidents) == report["published"]
     assert all(i["status"] != "new" for i in incidents.values())
     assert sum(stack.bridge.stats.dead_lettered.values()) == 0
-    assert not docs(stack, "quarantine")
+    assert not pipeline_quarantine(stack)
     assert_each_notification_sent_exactly_once(stack)
 
 

@@ -24,7 +24,11 @@ from otklik.stack.local import LocalStack
 from shared.domain.ids import incident_id_for
 from shared.domain.models import utcnow
 from tests.e2e.test_pipeline import demo_incident_ids, docs
-from tests.e2e.test_reliability import assert_each_notification_sent_exactly_once
+from tests.e2e.test_reliability import (
+    assert_each_notification_sent_exactly_once,
+    pipeline_quarantine,
+    wait_until_delivered,
+)
 
 pytestmark = pytest.mark.soak
 
@@ -101,7 +105,7 @@ def test_rounds_of_posts_under_random_faults_lose_nothing_and_do_nothing_twice(t
         for _ in range(50):
             if not stack.fire_remind(utcnow() + timedelta(minutes=31)).get("more_pending"):
                 break
-        stack.bridge.wait_idle(quiet=2.0, timeout=300)
+        wait_until_delivered(stack, timeout=300)
         memory_at_end = functions_rss(stack)
 
         incidents = docs(stack, "incidents")
@@ -109,7 +113,7 @@ def test_rounds_of_posts_under_random_faults_lose_nothing_and_do_nothing_twice(t
         assert len(incidents) == published, "a post published twice, or an incident without its post"
         assert all(i["status"] != "new" for i in incidents.values()), "an incident never routed"
         assert not [i["id"] for i in incidents.values() if i.get("undelivered")]
-        assert not docs(stack, "quarantine")
+        assert not pipeline_quarantine(stack)
         assert_each_notification_sent_exactly_once(stack)
         print(f"faults: {faults_seen}; memory at start {memory_at_start} MB, at end {memory_at_end} MB")
         for name, start in memory_at_start.items():
