@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--municipality", default=None, help="municipality id (gazetteer), e.g. shakhty")
     report.add_argument("--format", dest="fmt", choices=["md", "csv", "json", "html"], default="md")
     report.add_argument("--output", type=Path, default=None, help="file to write (default: standard output)")
+    feedback = sub.add_parser(
+        "corpus-feedback",
+        help="the operator's verdicts from triage (not a complaint, corrected category) as corpus lines (JSONL)",
+    )
+    feedback.add_argument("--output", type=Path, default=None, help="e.g. corpus/feedback.jsonl (default: stdout)")
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every message contract")
     schemas.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "schemas")
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": _seed,
         "token": _token,
         "report": _report,
+        "corpus-feedback": _corpus_feedback,
         "schemas": _schemas,
         "build": _build,
         "classify": _classify,
@@ -209,6 +215,26 @@ def _report(args: argparse.Namespace) -> int:
     else:
         args.output.write_text(text, encoding="utf-8")
         print(args.output)
+    return 0
+
+
+def _corpus_feedback(args: argparse.Namespace) -> int:
+    from google.cloud import firestore
+
+    from shared.adapters.firestore import FirestoreCorpusFeedback
+    from shared.config import Settings
+    from shared.report_names import municipality_names
+    from shared.services.triage import corpus_lines
+
+    settings = Settings()
+    db = firestore.Client(project=settings.project_id, database=settings.firestore_database)
+    lines = corpus_lines(FirestoreCorpusFeedback(db).all(), municipality_names())
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"{args.output}: {len(lines)} posts", file=sys.stderr)
     return 0
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from shared.adapters.vk_callback import VkCallbackService
     from shared.answer_links import AnswerLinks
     from shared.domain.deadlines import Deadlines
-    from shared.entrypoints.department_api import DepartmentApi
+    from shared.entrypoints.department_api import DepartmentApi, HttpRequest, HttpResponse
     from shared.entrypoints.open311 import Open311Api
     from shared.services.classify import ClassifyService
     from shared.services.digest import DigestService
@@ -94,6 +94,7 @@ def classify_service() -> ClassifyService:
     from shared.adapters.pubsub import PubSubPublisher
     from shared.classifier.russian import RussianClassifier
     from shared.services.classify import ClassifyService
+    from shared.services.group_posts import PostGrouper
     from shared.services.threads import ThreadReplies
 
     s = settings()
@@ -113,6 +114,7 @@ def classify_service() -> ClassifyService:
         ThreadReplies(
             incidents, is_official, clock, deadlines, directory, FirestoreMarkers(firestore_client(), PUBLISHED_POSTS)
         ),
+        PostGrouper(incidents, incidents, clock, deadlines, directory),
     )
 
 
@@ -224,7 +226,54 @@ def department_api() -> DepartmentApi:
     from shared.entrypoints.answer_page import answer_page
     from shared.entrypoints.department_api import DepartmentApi
 
-    return DepartmentApi(response_service(), FirestoreDepartmentTokens(firestore_client()), answer_links(), answer_page)
+    token_store = FirestoreDepartmentTokens(firestore_client())
+    return DepartmentApi(response_service(), token_store, answer_links(), answer_page, triage_pages())
+
+
+def triage_pages() -> Callable[[HttpRequest], HttpResponse] | None:
+    """The coordinator's triage pages and /reports; they sign their session with the link signing key."""
+    from shared.adapters.firestore import (
+        FirestoreCorpusFeedback,
+        FirestoreDepartmentTokens,
+        FirestoreIncidents,
+        FirestoreRouting,
+    )
+    from shared.adapters.pubsub import PubSubPublisher
+    from shared.entrypoints.triage_page import TriagePages
+    from shared.report_names import report_names
+    from shared.services.reports import Names, Report, report_for
+    from shared.services.triage import TriageService
+
+    s = settings()
+    if s.link_signing_key is None:
+        return None
+    db = firestore_client()
+    incidents = FirestoreIncidents(db)
+    triage = TriageService(
+        response_service(),
+        incidents,
+        incidents,
+        FirestoreCorpusFeedback(db),
+        PubSubPublisher(publisher_client(), s.project_id),
+        s.topic_incidents,
+        clock,
+    )
+
+    def names() -> Names:
+        return report_names(FirestoreRouting(db).load() or s.routing)
+
+    def build_report(start: datetime, end: datetime, municipality: str | None) -> Report:
+        return report_for(incidents, start, end, clock(), municipality, names())
+
+    pages = TriagePages(
+        triage,
+        FirestoreDepartmentTokens(db),
+        s.link_signing_key.get_secret_value(),
+        build_report,
+        names,
+        secure_cookie=not s.local_mode,
+    )
+    return pages.handle
 
 
 @cache

@@ -102,7 +102,11 @@ class WebhookIncidentV1(Contract):
     schema_: Literal["otklik.webhook.incident"] = Field(default="otklik.webhook.incident", alias="schema")
     version: Literal[1] = 1
     event_id: str = Field(description="idempotency key: the same notification always has the same id")
-    kind: str = Field(default="new_incident", description="new_incident, or rerouted.N when it was re-routed")
+    kind: str = Field(
+        default="new_incident",
+        description="new_incident; rerouted.N (re-routed), reopened.N (reported again after it was resolved), "
+        "raised.N (priority raised to critical by another report)",
+    )
     urgent: bool = Field(default=False, description="a dangerous incident: act at once")
     incident_id: str
     department_id: str
@@ -115,6 +119,8 @@ class WebhookIncidentV1(Contract):
     routed_at: UtcDatetime | None
     reply_due_at: UtcDatetime | None
     answer_url: str | None = Field(default=None, description="signed link to the answer page (do not forward)")
+    residents: int = Field(default=1, description="how many different residents reported this problem")
+    reports: tuple[str, ...] = Field(default=(), description="links to the other residents' posts about it")
     post: WebhookPost
 
 
@@ -140,6 +146,8 @@ def webhook_payload(
         municipality=c.municipality,
         places=c.places,
         answer_url=answer_url,
+        residents=incident.residents,
+        reports=tuple(r.url for r in incident.reports),
         routed_at=incident.routed_at,
         reply_due_at=incident.reply_due_at,
         post=WebhookPost(

@@ -36,6 +36,13 @@ class IncidentRepository(Protocol):
         """Incidents still undelivered that were routed at or before ``before``, oldest first."""
 
 
+class GroupCandidates(Protocol):
+    def group_candidates(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        """Incidents whose ``group_keys`` hold any of ``keys`` (at most 30) and whose latest post is not older
+        than ``since``, latest first."""
+        ...
+
+
 class CursorStore(Protocol):
     def get(self, source_id: str) -> dict[str, Any] | None: ...
 

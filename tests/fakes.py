@@ -53,6 +53,15 @@ class MemoryIncidents:
         ]
         return sorted(found, key=lambda i: i.created_at)[:limit]
 
+    def group_candidates(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        wanted = set(keys[:30])
+        found = [
+            i
+            for i in self.items.values()
+            if wanted & set(i.group_keys) and i.last_post_at is not None and i.last_post_at >= since
+        ]
+        return sorted(found, key=lambda i: i.last_post_at or since, reverse=True)[:limit]
+
     def created_between(self, start: datetime, end: datetime, page: int = 500) -> list[Incident]:
         found = [i for i in self.items.values() if start <= i.created_at < end]
         return sorted(found, key=lambda i: (i.created_at, i.id))
@@ -183,3 +192,11 @@ class MemoryHealth:
 
     def set(self, source_id: str, record: dict[str, Any]) -> None:
         self.items[source_id] = dict(record)
+
+
+class MemoryFeedback:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def put(self, incident_id: str, record: dict[str, Any]) -> None:
+        self.records[incident_id] = record

@@ -17,6 +17,7 @@ def department_api(request: Request) -> Response:
             headers=dict(request.headers),
             body=request.get_data(cache=True),
             form=request.form.to_dict(),
+            query=request.args.to_dict(),
         )
     )
     return Response(answer.body, status=answer.status, content_type=answer.content_type, headers=list(answer.headers))

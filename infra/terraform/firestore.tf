@@ -87,6 +87,26 @@ resource "google_firestore_index" "incidents_open" {
   depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
+# classify's grouping (FirestoreIncidents.group_candidates): group_keys ARRAY_CONTAINS_ANY [...] AND
+# last_post_at >= t ORDER BY last_post_at DESC — the array field with array_config, then the range field.
+resource "google_firestore_index" "incidents_group" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = "incidents"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path   = "group_keys"
+    array_config = "CONTAINS"
+  }
+  fields {
+    field_path = "last_post_at"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_project_service.this, google_firestore_database.this]
+}
+
 # Markers of what was already handled (FirestoreMarkers): published_posts (posts published by any path, kept
 # 60 days) and vk_callback_events (Callback API events, kept 7 days). Each document carries expire_at; a TTL
 # policy on it lets Firestore delete the document after that time (typically within 24 hours of it). Nothing

@@ -114,6 +114,8 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
             overdue_now=overdue_now,
             overdue_week_later=len(week_later["flagged"]),
             escalation_steps=Counter(step.rsplit(" ", 1)[1] for step in week_later["steps"]),
+            merged=sum(1 for i in complaints if i["status"] == "merged"),
+            most_reported=max((int(i.get("residents", 1)) for i in complaints), default=1),
         )
         assert count(db, "incidents") == summary.incidents
     summary.seconds = time.monotonic() - began

@@ -38,6 +38,8 @@ class RunSummary:
     overdue_now: int
     overdue_week_later: int
     escalation_steps: Counter[str]
+    merged: int = 0  # complaints grouped into another incident about the same problem
+    most_reported: int = 1  # the most residents on one incident
     seconds: float = 0.0
 
     @property
@@ -79,7 +81,12 @@ class RunSummary:
             "Complaints by category:",
         ]
         lines += [f"  {category_name(cat):<28} {n:>4}" for cat, n in self.complaints_by_category.most_common()]
-        lines += [f"Dangerous (critical):         {self.critical:>4}", "Routed to departments:"]
+        lines += [
+            f"Grouped into an incident about the same problem: {self.merged} "
+            f"(the most residents on one incident: {self.most_reported})",
+            f"Dangerous (critical):         {self.critical:>4}",
+            "Routed to departments:",
+        ]
         lines += [f"  {dep:<28} {n:>4}" for dep, n in sorted(self.routed_to.items())]
         lines += ["Notifications:"]
         lines += [f"  {kind:<28} {n:>4}" for kind, n in sorted(self.notifications.items())]

@@ -10,7 +10,8 @@
 - ``source_health/{source_id}``: each source's status, last error and what to do about it;
 - ``departments/{department_id}`` and ``routing/current`` (rules, fallback): the directory ``otklik seed``
   loads from config/departments.yaml and operators may edit in place;
-- ``department_tokens/{sha256 of the token}``: which department an API token belongs to (never the token).
+- ``department_tokens/{sha256 of the token}``: which department an API token belongs to (never the token);
+- ``corpus_feedback/{incident_id}``: the operator's verdicts on the classifier (triage), as corpus lines.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ VK_CALLBACK_EVENTS = "vk_callback_events"
 SOURCE_HEALTH = "source_health"
 DEPARTMENTS = "departments"
 ROUTING = "routing"
+CORPUS_FEEDBACK = "corpus_feedback"
 DEPARTMENT_TOKENS = "department_tokens"
 # Markers are only needed while the same post or event can still turn up again (search, comments, Callback
 # API retries); a Firestore TTL policy on expire_at (infra/terraform) deletes them after this long.
@@ -156,6 +158,18 @@ class FirestoreIncidents:
         )
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
+    def group_candidates(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        """Grouping (services/group_posts.py): incidents indexed under any of ``keys``, latest post first."""
+        if not keys:
+            return []
+        query = (
+            self.collection.where(filter=FieldFilter("group_keys", "array_contains_any", list(keys)[:30]))
+            .where(filter=FieldFilter("last_post_at", ">=", since))
+            .order_by("last_post_at", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+        )
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         # Composite index (undelivered, routed_at), declared in infra/terraform/firestore.tf.
         query = (
@@ -180,6 +194,19 @@ class FirestoreCursors:
 
     def set(self, source_id: str, cursor: dict[str, Any]) -> None:
         self.collection.document(source_id).set({"cursor": cursor, "updated_at": firestore.SERVER_TIMESTAMP})
+
+
+class FirestoreCorpusFeedback:
+    """The operator's latest verdict per incident (a second correction replaces the first)."""
+
+    def __init__(self, client: firestore.Client) -> None:
+        self.collection = client.collection(CORPUS_FEEDBACK)
+
+    def put(self, incident_id: str, record: dict[str, Any]) -> None:
+        self.collection.document(incident_id).set(to_document(record))
+
+    def all(self) -> list[dict[str, Any]]:
+        return [snap.to_dict() or {} for snap in self.collection.stream()]
 
 
 class FirestoreQuarantine:

@@ -13,16 +13,19 @@ from shared.domain.models import HistoryEvent, Incident, IncidentStatus, StatusC
 S = IncidentStatus
 
 ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
-    S.NEW: frozenset({S.ROUTED, S.REJECTED, S.IRRELEVANT}),
+    # -> merged: an operator merges two incidents about the same problem (triage)
+    S.NEW: frozenset({S.ROUTED, S.REJECTED, S.IRRELEVANT, S.MERGED}),
     # routed -> routed: re-routing after an operator corrects the category or municipality
-    S.ROUTED: frozenset({S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED, S.REJECTED, S.IRRELEVANT}),
-    S.ACKNOWLEDGED: frozenset({S.ROUTED, S.ANSWERED, S.REJECTED}),
+    S.ROUTED: frozenset({S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED, S.REJECTED, S.IRRELEVANT, S.MERGED}),
+    S.ACKNOWLEDGED: frozenset({S.ROUTED, S.ANSWERED, S.REJECTED, S.MERGED}),
     # answered -> routed: the author says it is not fixed, the incident is reopened
-    S.ANSWERED: frozenset({S.CLOSED, S.ROUTED}),
+    S.ANSWERED: frozenset({S.CLOSED, S.ROUTED, S.MERGED}),
     S.CLOSED: frozenset({S.ROUTED}),
     S.REJECTED: frozenset({S.ROUTED}),
     # an operator decides a post dismissed as chatter is a complaint after all
     S.IRRELEVANT: frozenset({S.NEW, S.ROUTED}),
+    # grouped into another incident by mistake: an operator splits it out again
+    S.MERGED: frozenset({S.NEW, S.ROUTED}),
 }
 
 OPEN_FOR_REPLY = (S.NEW, S.ROUTED, S.ACKNOWLEDGED)

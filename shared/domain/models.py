@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
@@ -101,6 +101,9 @@ class IncidentStatus(StrEnum):
     CLOSED = "closed"
     REJECTED = "rejected"
     IRRELEVANT = "irrelevant"
+    # Another resident's report of a problem an incident already tracks: kept with a link to it (merged_into),
+    # counted on that incident, never routed on its own.
+    MERGED = "merged"
 
 
 class StatusChange(Model):
@@ -128,6 +131,19 @@ class Answer(Model):
     interim: bool = False
     promised_by: date | None = Field(default=None, description="interim answers: when the full answer comes")
     request_key: str | None = Field(default=None, description="the client's idempotency key: a resend is not new")
+
+
+class Report(Model):
+    """One more post about an incident's problem (grouping, shared/services/grouping.py): where it is, who wrote
+    it, what it did to the incident."""
+
+    incident_id: str = Field(description="the post's own (merged) incident document")
+    source: str
+    url: str
+    author_id: str | None = None
+    published_at: UtcDatetime
+    action: str = Field(default="join", description="join, reopen or raise (it raised the priority)")
+    routing_round: int | None = Field(default=None, description="the round it started (reopen, raise): route again")
 
 
 class Incident(Model):
@@ -158,6 +174,15 @@ class Incident(Model):
     first_reply_at: UtcDatetime | None = None
     resolved_at: UtcDatetime | None = None
     answers: tuple[Answer, ...] = ()
+    # Grouping (shared/services/grouping.py): the incident's problem key and the index keys a new post about the
+    # same problem finds it by; every other post about it; how many different residents wrote.
+    group: dict[str, Any] | None = Field(default=None, description="ProblemKey of its latest post")
+    group_keys: tuple[str, ...] = Field(default=(), description="queried with array-contains-any")
+    last_post_at: UtcDatetime | None = Field(default=None, description="its latest post's time")
+    reports: tuple[Report, ...] = ()
+    residents: int = Field(default=1, ge=1, description="different authors of its post and reports")
+    merged_into: str | None = Field(default=None, description="merged: the incident this post was grouped into")
+    related_id: str | None = Field(default=None, description="the same problem, resolved long ago: that incident")
 
 
 class Channel(StrEnum):

@@ -64,6 +64,7 @@ STATUS_NAMES: dict[str, str] = {
     S.CLOSED: "решено, закрыто",
     S.REJECTED: "отклонено",
     S.IRRELEVANT: "не обращение",
+    S.MERGED: "объединено с другим обращением о той же проблеме",
 }
 EVENT_NAMES: dict[str, str] = {
     "answer": "ещё один ответ",

@@ -8,6 +8,7 @@ the answer page reached by a signed link from the notification e-mail.
     POST /incidents/<id>/reassign         {"reason", "to_department"?}
     POST /incidents/<id>/correct          coordinator only: {"category"?, "municipality"?, "reason"?}
     GET|POST /answer/<signed token>       the answer page (shared/entrypoints/answer_page.py)
+    /triage..., GET /reports              the coordinator's pages and reports (shared/entrypoints/triage_page.py)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -49,6 +50,7 @@ class HttpRequest:
     headers: dict[str, str]
     body: bytes
     form: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,19 @@ class DepartmentApi:
         token_store: tokens.TokenStore,
         links: AnswerLinks | None,
         page: PageHandler | None,
+        triage: Callable[[HttpRequest], HttpResponse] | None = None,
     ) -> None:
+        self.triage = triage  # the operator's pages and /reports (shared/entrypoints/triage_page.py)
         self.service = service
         self.token_store = token_store
         self.links = links
         self.page = page
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/reports" or request.path.startswith("/triage"):
+            if self.triage is None:
+                return json_response(404, {"error": "triage and reports need OTKLIK_LINK_SIGNING_KEY"})
+            return self.triage(request)
         try:
             endpoint, args = ROUTES.bind("localhost").match(request.path, method=request.method)
         except HTTPException as exc:

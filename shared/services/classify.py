@@ -8,6 +8,7 @@ from typing import Protocol
 from shared.contracts import PostFetchedV1, incident_classified
 from shared.domain.models import Classification, Incident, IncidentStatus, Post, StatusChange
 from shared.ports import Clock, IncidentRepository, Publisher
+from shared.services.group_posts import PostGrouper, grouping_fields
 from shared.services.threads import ThreadReplies
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ class ClassifyService:
         topic: str,
         clock: Clock,
         threads: ThreadReplies | None = None,
+        grouper: PostGrouper | None = None,
     ) -> None:
         self.threads = threads
+        self.grouper = grouper
         self.classifier = classifier
         self.incidents = incidents
         self.publisher = publisher
@@ -67,6 +70,13 @@ class ClassifyService:
             created_at=now,
             updated_at=now,
         )
+        if status is IncidentStatus.NEW and self.grouper is not None:
+            key, decision = self.grouper.decide(post, classification)
+            if decision.incident_id is not None:  # join or reopen
+                incident = self.grouper.merged_incident(post, classification, decision, now)
+            else:
+                fields = grouping_fields(post, key)
+                incident = incident.model_copy(update={**fields, "related_id": decision.related_id})
         created = self.incidents.create(incident)
         if not created:
             # A replay. Keep what is stored (an operator may have corrected it) and only finish the hand-off.
@@ -74,6 +84,14 @@ class ClassifyService:
             if stored is None:  # deleted in between: nothing left to hand off
                 return f"incident {incident.id} vanished"
             incident = stored
+        if incident.status is IncidentStatus.MERGED and self.grouper is not None:
+            # Also on a replay: the earlier attempt may have died between storing this post and counting it.
+            grouped = self.grouper.attach(incident)
+            if grouped.to_route is not None:
+                self.publisher.publish(self.topic, [incident_classified(grouped.to_route)])
+            parent = grouped.parent
+            residents = f", {parent.residents} residents" if parent is not None else ""
+            return f"incident {incident.id} {'merged' if created else 'exists'} into {incident.merged_into}{residents}"
         if incident.status is IncidentStatus.NEW:
             # Also on a replay: the earlier attempt may have stored the incident and died before publishing.
             self.publisher.publish(self.topic, [incident_classified(incident)])

@@ -266,6 +266,21 @@ EXTRA_STOP = frozenset(
         "говорить",
         "писать",
         "написать",
+        # counting and linking words, and the words every complaint shares
+        "один",
+        "два",
+        "три",
+        "второй",
+        "третий",
+        "или",
+        "под",
+        "через",
+        "после",
+        "можно",
+        "каждый",
+        "сутки",
+        "житель",
+        "пос",
     ]
 )
 _NUMBER = re.compile(r"^\d{1,4}(?:-?[а-я]{1,2})?$")
@@ -345,6 +360,7 @@ def problem_key(
     found = extract_places(tokens)
     if settlements is None:
         settlements = _gazetteer_places(tokens)
+    named = frozenset(s.lower().replace("ё", "е") for s in settlements)
     return ProblemKey(
         category=category,
         municipality=municipality,
@@ -353,9 +369,11 @@ def problem_key(
         addresses=found.addresses,
         streets=found.streets,
         landmarks=found.landmarks,
-        settlements=frozenset(s.lower().replace("ё", "е") for s in settlements),
+        settlements=named,
         geo=geo,
-        stems=content_stems(tokens, found.place_words),
+        # A settlement's name is place evidence (weighed as such), not content: "Артём" in two posts about
+        # different problems must not make their texts look alike.
+        stems=content_stems(tokens, found.place_words) - {w[:STEM] for name in named for w in name.split()},
     )
 
 
@@ -688,7 +706,7 @@ class Candidate:
 
     @property
     def dismissed(self) -> bool:
-        return self.status in {"rejected", "irrelevant"}
+        return self.status in {"rejected", "irrelevant", "merged"}
 
     @property
     def resolved(self) -> bool:

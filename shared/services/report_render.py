@@ -76,6 +76,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     return [
         ("Прочитано сообщений", _with_trend(report.monitored)),
         ("Обращений (жалоб)", _with_trend(report.complaints)),
+        ("Инцидентов (разных проблем)", _with_trend(report.incidents)),
         (
             "Доля жалоб среди прочитанных",
             f"{percent(report.complaint_share)} (в прошлом периоде {percent(report.previous_complaint_share)})",
@@ -157,7 +158,7 @@ def csv_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
     ):
         add("period", key, "", "value", value)
     for section, trends in (
-        ("totals", (report.monitored, report.complaints)),
+        ("totals", (report.monitored, report.complaints, report.incidents)),
         ("by_category", report.by_category),
         ("by_municipality", report.by_municipality),
         ("by_source", report.by_source),

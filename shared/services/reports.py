@@ -10,6 +10,9 @@ the ones a coordinator reads off the report, so they are stated here once:
 - **complaints**: incidents whose classification says ``is_complaint`` (after an operator's correction, if
   any). Counts by category, municipality, source and date count complaints: the seeds' table (roads 387,
   landscaping 154, ...) counts the messages that needed a reaction, not every post read.
+- **incidents**: the complaints less those grouped into another incident (status ``merged``: one more
+  resident's post about a problem already tracked). Times, deadlines and overdue count incidents: a merged post
+  has no reply of its own, its incident has.
 - **municipality**: the classifier's, else the source's own (``post.municipality_hint``), else "not
   determined". The municipality filter uses the same value.
 - **first-reply time** = ``first_reply_at - created_at``. From ``created_at``, not ``routed_at``: the author
@@ -126,6 +129,7 @@ class Report(_ReportModel):
     generated_at: datetime
     monitored: Trend
     complaints: Trend
+    incidents: Trend  # complaints less merged ones: distinct problems
     complaint_share: float | None  # complaints / monitored, this period
     previous_complaint_share: float | None
     by_category: tuple[Trend, ...]
@@ -181,6 +185,8 @@ def build_report(
             previous.append(i)
     complaints = [i for i in current if i.classification.is_complaint]
     before = [i for i in previous if i.classification.is_complaint]
+    tracked = [i for i in complaints if i.status != "merged"]
+    tracked_before = [i for i in before if i.status != "merged"]
     unit = _date_unit(end - start)
     return Report(
         start=start,
@@ -191,6 +197,7 @@ def build_report(
         generated_at=now,
         monitored=_trend("monitored", "Прочитано сообщений", len(current), len(previous)),
         complaints=_trend("complaints", "Обращений (жалоб)", len(complaints), len(before)),
+        incidents=_trend("incidents", "Инцидентов (проблем)", len(tracked), len(tracked_before)),
         complaint_share=_share(len(complaints), len(current)),
         previous_complaint_share=_share(len(before), len(previous)),
         by_category=_trends(complaints, before, lambda i: i.classification.category, names.categories),
@@ -198,11 +205,11 @@ def build_report(
         by_source=_trends(complaints, before, lambda i: i.post.source, names.sources),
         by_date_unit=unit.value,
         by_date=_by_date(complaints, start, end, unit),
-        first_reply=_durations(complaints, lambda i: i.first_reply_at),
-        resolution=_durations(complaints, lambda i: i.resolved_at),
-        reply_deadline=_deadline(complaints, now, lambda i: (i.first_reply_at, i.reply_due_at)),
-        resolve_deadline=_deadline(complaints, now, lambda i: (i.resolved_at, i.resolve_due_at)),
-        overdue_by_department=_overdue(complaints, names.departments),
+        first_reply=_durations(tracked, lambda i: i.first_reply_at),
+        resolution=_durations(tracked, lambda i: i.resolved_at),
+        reply_deadline=_deadline(tracked, now, lambda i: (i.first_reply_at, i.reply_due_at)),
+        resolve_deadline=_deadline(tracked, now, lambda i: (i.resolved_at, i.resolve_due_at)),
+        overdue_by_department=_overdue(tracked, names.departments),
     )
 
 

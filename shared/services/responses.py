@@ -245,6 +245,8 @@ class ResponseService:
         moved: list[bool] = []
 
         def change(i: Incident) -> Incident | None:
+            if i.status is S.MERGED:
+                raise ActionRefused(f"incident {i.id} is merged into {i.merged_into}: correct that one, or split it")
             if i.status in (S.CLOSED, S.IRRELEVANT, S.REJECTED):
                 raise ActionRefused(f"incident {i.id} is {i.status}: reopen it before re-routing")
             now = self.clock()

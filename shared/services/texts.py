@@ -79,6 +79,14 @@ _NOTICES: dict[str, tuple[str, str]] = {
         "Вы получаете это письмо как руководитель: вопрос не решён в срок ({resolve_due}).",
     ),
     "resolution.coordinator": ("Эскалация в ЦУР", "Вопрос не решён в срок ({resolve_due}); руководитель уведомлён."),
+    "reopened": (
+        "Возобновлено",
+        "Обращение было закрыто, но о проблеме снова сообщают жители (всего {residents}): она не решена.",
+    ),
+    "raised": (
+        "Повышен приоритет",
+        "О проблеме сообщили ещё раз (всего жителей: {residents}), и это опасно: приоритет повышен до критического.",
+    ),
     "delivery_failed": (
         "Не доставлено",
         "Уведомление ведомству об этом обращении не доставлено по одному из каналов: проверьте адрес или webhook.",
@@ -124,6 +132,9 @@ def incident_facts(delivery: Delivery) -> dict[str, Any]:
         # Only web links become links: a source could hand over anything, javascript: included.
         "post_href": incident.post.url if incident.post.url.startswith(("https://", "http://")) else None,
         "post_text": incident.post.text,
+        "residents": incident.residents,
+        # Other residents' posts about the same problem; as with post_href, only web links become links.
+        "reports": [(r.url, r.url if r.url.startswith(("https://", "http://")) else None) for r in incident.reports],
         "incident_id": incident.id,
         "answer_url": delivery.answer_url,
     }

@@ -48,10 +48,20 @@ def test_demo_posts_become_incidents_that_reach_their_departments(make_stack: An
     assert networks == {"vk", "telegram", "ok", "rss"}
     assert any(d["post"]["parent_post_id"] for d in incidents.values() if d["post"]["source"] == "vk")
 
-    complaints = {i: d for i, d in incidents.items() if d["status"] != "irrelevant"}
+    complaints = {i: d for i, d in incidents.items() if d["status"] not in ("irrelevant", "merged")}
     assert complaints and len(complaints) < len(incidents)  # the demo has chatter and ads too
     # Routed, or already answered by the community in the post's own thread (the demo has such answers).
     assert all(d["status"] in ("routed", "answered") and d["department_ids"] for d in complaints.values())
+    # Another resident's post about a problem already tracked joins its incident (the demo has such posts):
+    # kept as its own document, counted and linked on the incident, never routed on its own.
+    merged = {i: d for i, d in incidents.items() if d["status"] == "merged"}
+    pairs = [(d["post"]["text"][:80], incidents[d["merged_into"]]["post"]["text"][:80]) for d in merged.values()]
+    assert merged, "no demo post was grouped into another's incident"
+    for merged_id, doc in merged.items():
+        parent = complaints[doc["merged_into"]]
+        assert merged_id in [r["incident_id"] for r in parent["reports"]], pairs
+        assert not doc.get("department_ids") and parent["residents"] >= 2
+    print("grouped:", *pairs, sep="\n  ")
     assert any(d.get("first_reply_at") for d in complaints.values())  # an answer the community wrote itself
     assert not any(d.get("department_ids") for d in incidents.values() if d["status"] == "irrelevant")
     # Stored decisions are the classifier's own (nothing hard-coded on the way).
@@ -68,6 +78,10 @@ def test_demo_posts_become_incidents_that_reach_their_departments(make_stack: An
             in_threads += 1
             assert incident.status == "irrelevant" and "official answer" in thread[0]
             decided = decided.model_copy(update={"is_complaint": False, "evidence": (*decided.evidence, *thread)})
+        if incident.reports:  # more residents or a dangerous report raise the priority: the rest is the classifier's
+            rank = ["low", "normal", "high", "critical"]
+            assert rank.index(incident.classification.priority) >= rank.index(decided.priority)
+            decided = decided.model_copy(update={"priority": incident.classification.priority})
         assert incident.classification == decided
     assert in_threads > 0  # the demo walls have communities answering in their threads
 

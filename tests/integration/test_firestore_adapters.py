@@ -161,3 +161,23 @@ def test_a_released_claim_lets_the_next_delivery_send_at_once_and_a_late_release
     log.save(second.notification.model_copy(update={"status": NotificationStatus.SENT}))
     log.save(first.model_copy(update={"claimed_at": None}))  # a slow first worker releases late
     assert log.claim(fresh, lease_seconds=60, now=T0 + timedelta(hours=1)).state is ClaimState.DONE
+
+
+def test_group_candidates_finds_incidents_by_any_key_with_a_recent_post_latest_first(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    address = "shakhty|roads|a:ленин|102"
+    broad = "shakhty|roads"
+    older = make_incident("1", group_keys=(address, broad), last_post_at=T0 - timedelta(days=3))
+    newer = make_incident("2", group_keys=("shakhty|roads|l:школа#5", broad), last_post_at=T0 - timedelta(hours=1))
+    stale = make_incident("3", group_keys=(address, broad), last_post_at=T0 - timedelta(days=90))
+    elsewhere = make_incident("4", group_keys=("kirov|roads",), last_post_at=T0)
+    never_grouped = make_incident("5")  # not a complaint, or stored before grouping: no keys
+    for i in (older, newer, stale, elsewhere, never_grouped):
+        incidents.create(i)
+    since = T0 - timedelta(days=60)
+
+    assert [i.id for i in incidents.group_candidates([address], since, 10)] == [older.id]
+    assert [i.id for i in incidents.group_candidates([address, broad], since, 10)] == [newer.id, older.id]
+    assert [i.id for i in incidents.group_candidates([address, broad], since, 1)] == [newer.id]
+    assert incidents.group_candidates(["nowhere|roads"], since, 10) == []
+    assert incidents.group_candidates([], since, 10) == []

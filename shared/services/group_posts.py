@@ -1,0 +1,266 @@
+"""Incidents, not posts: classify asks :class:`PostGrouper` what a complaint does before storing it — start a new
+incident, or join (or reopen) the incident already tracking the same problem (the rule: ``grouping.py``).
+
+A post that joins is still stored, as its own document with status ``merged`` and ``merged_into`` — every
+published post stays accounted for, and its document id (the post's) is what makes a replay harmless. The
+incident it joined gets a :class:`~shared.domain.models.Report` with the post's link, its count of different
+residents, its latest post time and index keys, and, by :func:`raised_priority`, a higher priority when more
+residents write or a report says it is dangerous. A priority raised to critical, or a resolved incident reopened,
+starts a new routing round, so the departments hear of it (``raised.N``, ``reopened.N``).
+
+Order, for at-least-once delivery: the merged document is created first, then the incident is updated in a
+transaction that adds the report only if it is not there yet; a replay finds the merged document, repeats the
+update (a no-op the second time) and, if that report started a routing round that is still the incident's
+current one, hands the incident to route again (route notifies once per round).
+
+Two posts about a new problem classified at the same moment both find nothing and make two incidents; the
+operator merges them. A lock per problem key would serialise classify for a case that costs one extra card.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.domain.deadlines import Deadlines, schedule
+from shared.domain.ids import incident_id_for
+from shared.domain.lifecycle import record_event, transition
+from shared.domain.models import (
+    Classification,
+    Department,
+    Incident,
+    IncidentStatus,
+    Post,
+    Priority,
+    Report,
+    StatusChange,
+)
+from shared.ports import Clock, DepartmentDirectory, GroupCandidates, IncidentRepository
+from shared.services.grouping import (
+    OPEN_JOIN_MAX,
+    REOPEN_DAYS,
+    Candidate,
+    Decision,
+    ProblemKey,
+    candidate_keys,
+    decide,
+    key_of_post,
+    query_keys,
+)
+from shared.services.routing import departments_of
+
+log = logging.getLogger(__name__)
+S = IncidentStatus
+ACTOR = "classify"
+MAX_CANDIDATES = 50
+MAX_GROUP_KEYS = 60  # an incident's index keys: its own and those of its reports, bounded
+RAISE_TO_HIGH = 3  # different residents writing about one problem: it matters to more than one household
+PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL)
+
+
+def raised_priority(current: Priority, residents: int, report: Classification) -> Priority:
+    """The incident's priority after one more report: never lowered; at least high from :data:`RAISE_TO_HIGH`
+    residents; critical when a report is (a hazard seen by one more person is still a hazard)."""
+    wanted = current
+    if residents >= RAISE_TO_HIGH:
+        wanted = max(wanted, Priority.HIGH, key=PRIORITY_ORDER.index)
+    if report.danger or report.priority is Priority.CRITICAL:
+        wanted = Priority.CRITICAL
+    return max(current, wanted, key=PRIORITY_ORDER.index)
+
+
+def count_residents(author_id: str | None, report_authors: Iterable[str | None]) -> int:
+    """Different authors of an incident's post and its reports. Posts without an author (RSS, inbox) count as one
+    resident each: a feed does not repeat itself."""
+    authors = [author_id, *report_authors]
+    return max(1, len({a for a in authors if a is not None}) + sum(a is None for a in authors))
+
+
+def grouping_fields(post: Post, key: ProblemKey) -> dict[str, object]:
+    """What a new incident stores so that later posts find it."""
+    return {"group": key.to_dict(), "group_keys": tuple(candidate_keys(key)), "last_post_at": post.published_at}
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """The outcome for one merged post: the incident it joined (None: gone), and that incident again when route
+    must hear of it (a new routing round, or a replay of the post that started the current one)."""
+
+    parent: Incident | None
+    to_route: Incident | None = None
+
+
+class PostGrouper:
+    def __init__(
+        self,
+        incidents: IncidentRepository,
+        candidates: GroupCandidates,
+        clock: Clock,
+        deadlines: Callable[[], Deadlines],
+        directory: Callable[[], DepartmentDirectory],
+    ) -> None:
+        self.incidents = incidents
+        self.candidates = candidates
+        self.clock = clock
+        self.deadlines = deadlines  # built on first need: most posts start a new incident
+        self.directory = directory
+
+    def decide(self, post: Post, classification: Classification) -> tuple[ProblemKey, Decision]:
+        key = key_of_post(post, classification)
+        found = self.candidates.group_candidates(query_keys(key), post.published_at - OPEN_JOIN_MAX, MAX_CANDIDATES)
+        if post.parent_post_id is not None:
+            # A comment under a post is most likely about that post's problem: its incident is a candidate even
+            # when the comment names no place (the rule still has to agree).
+            parent = self.incidents.get(incident_id_for(post.source, post.community, post.parent_post_id))
+            if parent is not None and parent.status is S.MERGED and parent.merged_into:
+                parent = self.incidents.get(parent.merged_into)
+            if parent is not None and parent.id not in {i.id for i in found}:
+                found.append(parent)
+        return key, decide(key, [candidate_of(i) for i in found if i.id != post.incident_id])
+
+    def merged_incident(
+        self, post: Post, classification: Classification, decision: Decision, now: datetime
+    ) -> Incident:
+        assert decision.incident_id is not None
+        return Incident(
+            id=post.incident_id,
+            post=post,
+            classification=classification,
+            status=S.MERGED,
+            status_history=(
+                StatusChange(status=S.NEW, at=now, actor=ACTOR),
+                StatusChange(status=S.MERGED, at=now, actor=ACTOR, note=decision.reason[:500]),
+            ),
+            created_at=now,
+            updated_at=now,
+            merged_into=decision.incident_id,
+        )
+
+    def attach(self, merged: Incident) -> Grouped:
+        """Add ``merged``'s post to the incident it was grouped into (idempotent: a replay adds nothing)."""
+        parent_id = merged.merged_into
+        assert parent_id is not None
+        for _ in range(5):  # the incident joined may itself have been merged by the operator since: follow it
+            hop = self.incidents.get(parent_id)
+            if hop is None or hop.status is not S.MERGED or hop.merged_into is None:
+                break
+            parent_id = hop.merged_into
+        started: list[Incident] = []
+
+        def change(i: Incident) -> Incident | None:
+            if any(r.incident_id == merged.id for r in i.reports):
+                return None
+            return self._with_report(i, merged, started)
+
+        parent = self.incidents.update(parent_id, change)
+        if parent is None:
+            log.warning("incident %s was grouped into %s, which no longer exists", merged.id, parent_id)
+            return Grouped(None)
+        if started:
+            return Grouped(parent, started[0])
+        # A replay: hand the incident to route again if this report started its current round (route sends a
+        # round's notifications once, so a second hand-off costs nothing; a lost one would lose them).
+        mine = next((r for r in parent.reports if r.incident_id == merged.id), None)
+        if mine is not None and mine.routing_round is not None and mine.routing_round == parent.routing_round:
+            return Grouped(parent, parent)
+        return Grouped(parent)
+
+    def _with_report(self, i: Incident, merged: Incident, started: list[Incident]) -> Incident:
+        now = self.clock()
+        post = merged.post
+        residents = count_residents(i.post.author_id, [*(r.author_id for r in i.reports), post.author_id])
+        key = key_of_post(post, merged.classification)
+        keys = tuple(dict.fromkeys([*i.group_keys, *candidate_keys(key)]))[:MAX_GROUP_KEYS]
+        last = max(i.last_post_at or i.post.published_at, post.published_at)
+        priority = raised_priority(i.classification.priority, residents, merged.classification)
+        # decide()'s reopen rule, again on the incident as it is now (and the same on a replay)
+        resolved_at = i.resolved_at if i.resolved_at is not None else (i.updated_at if i.status is S.CLOSED else None)
+        reopen = (
+            resolved_at is not None
+            and timedelta(0) <= post.published_at - resolved_at <= REOPEN_DAYS
+            and i.status in (S.CLOSED, S.ANSWERED)
+        )
+        escalated = (
+            priority is Priority.CRITICAL
+            and i.classification.priority is not Priority.CRITICAL
+            and i.status in (S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED)
+        )
+        action = "reopen" if reopen else "raise" if escalated else "join"
+        report = Report(
+            incident_id=merged.id,
+            source=post.source,
+            url=post.url,
+            author_id=post.author_id,
+            published_at=post.published_at,
+            action=action,
+        )
+        changes: dict[str, object] = {
+            "residents": residents,
+            "group_keys": keys,
+            "last_post_at": last,
+            "group": key.to_dict() if post.published_at >= (i.last_post_at or i.post.published_at) else i.group,
+        }
+        if priority is not i.classification.priority:
+            changes["classification"] = i.classification.model_copy(update={"priority": priority})
+        note = f"{residents} residents reported; {post.source} {post.url}"
+        if reopen:
+            moved = self._new_round(i, "reopened", now, f"reopened: the problem is reported again ({post.url})")
+            moved = moved.model_copy(update={**changes, "resolved_at": None})
+            return self._started(moved, report, started)
+        if escalated:
+            moved = self._new_round(i, "raised", now, f"priority raised to critical: {note}")
+            moved = Incident.model_validate({**dict(moved), **changes})
+            # Critical incidents may have more owners (the duty dispatch service): they hear of it now; those
+            # already routed to keep it (and hear of the raise).
+            targets = [d.id for d in self.directory().departments_for(moved)]
+            moved = moved.model_copy(update={"department_ids": tuple(dict.fromkeys([*i.department_ids, *targets]))})
+            return self._started(moved, report, started)
+        if "classification" in changes:
+            note = f"priority {i.classification.priority} -> {priority}: {note}"
+        return record_event(i, "report", at=now, actor=ACTOR, note=note[:500], reports=(*i.reports, report), **changes)
+
+    def _started(self, moved: Incident, report: Report, started: list[Incident]) -> Incident:
+        report = report.model_copy(update={"routing_round": moved.routing_round})
+        moved = moved.model_copy(update={"reports": (*moved.reports, report)})
+        # The new round's clocks count from now, with the (possibly raised) priority's rule.
+        departments = self._departments(moved)
+        moved = moved.model_copy(update=self.deadlines().on_routing(moved, departments, moved.updated_at))
+        moved = moved.model_copy(update=schedule(self.deadlines(), moved, departments))
+        started[:] = [Incident.model_validate(dict(moved))]
+        return started[0]
+
+    def _new_round(self, i: Incident, reason: str, now: datetime, note: str) -> Incident:
+        return transition(
+            i,
+            S.ROUTED,
+            at=now,
+            actor=ACTOR,
+            note=note[:500],
+            routing_round=i.routing_round + 1,
+            routing_reason=reason,
+            undelivered=True,
+            delivery={},
+            routed_at=now,
+            overdue=False,
+            followup_asked_at=None,
+        )
+
+    def _departments(self, incident: Incident) -> list[Department]:
+        return departments_of(self.directory(), incident)
+
+
+def candidate_of(incident: Incident) -> Candidate:
+    """What the rule needs of a stored incident; incidents stored before grouping get their key from their post."""
+    key = (
+        ProblemKey.from_dict(incident.group) if incident.group else key_of_post(incident.post, incident.classification)
+    )
+    return Candidate(
+        id=incident.id,
+        key=key,
+        status=incident.status.value,
+        created_at=incident.created_at,
+        last_post_at=incident.last_post_at,
+        resolved_at=incident.resolved_at,
+    )

@@ -1,0 +1,173 @@
+"""Operator triage (services/triage.py) on the in-memory ports: the queue, corrections, not-a-complaint feeding
+the corpus, merge and split. The page itself: tests/integration/test_triage_page.py and the browser test."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.config import RoutingConfig
+from shared.domain.models import Department, IncidentStatus, Priority
+from shared.services.group_posts import PostGrouper
+from shared.services.responses import AccessDenied, ActionRefused, ResponseService
+from shared.services.routing import RuleDirectory
+from shared.services.triage import QueueFilter, TriageService
+from tests.builders import shipped_deadlines
+from tests.fakes import MemoryFeedback
+from tests.unit.test_group_posts import OTHER_HOUSE, POTHOLE, POTHOLE_AGAIN, Rig
+
+S = IncidentStatus
+ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
+PARKS = Department(id="parks", name="Благоустройство", categories=("landscaping",), email="parks@shakhty.example")
+CENTRE = Department(id="centre", name="ЦУР", categories=(), email="cur@region.example")
+CONFIG = RoutingConfig(departments=(ROADS, PARKS, CENTRE), fallback="centre")
+
+
+class TriageRig(Rig):
+    def __init__(self) -> None:
+        super().__init__()
+        directory = RuleDirectory(CONFIG)
+        self.route.directory = directory
+        grouper = self.classify.grouper
+        assert isinstance(grouper, PostGrouper)
+        grouper.directory = lambda: directory
+        self.feedback = MemoryFeedback()
+        responses = ResponseService(
+            self.incidents, directory, self.publisher, "incidents", self.clock, shipped_deadlines()
+        )
+        self.triage = TriageService(
+            responses, self.incidents, self.incidents, self.feedback, self.publisher, "incidents", self.clock
+        )
+        self.operator = self.triage.operator("centre")
+
+    def routed(self) -> None:
+        """Hand what triage published to route, as Pub/Sub would."""
+        for message in self.publisher.on("incidents"):
+            self.route.handle(message)  # type: ignore[arg-type]
+        self.publisher.published.clear()
+
+
+def test_only_the_coordinator_triages() -> None:
+    rig = TriageRig()
+    with pytest.raises(AccessDenied):
+        rig.triage.operator("roads")
+
+
+def test_the_queue_puts_critical_then_overdue_then_the_oldest_first_and_filters() -> None:
+    rig = TriageRig()
+    old = rig.post("1", POTHOLE, "1001")
+    rig.now += timedelta(hours=1)
+    other = rig.post("2", OTHER_HOUSE, "1002")
+    rig.now += timedelta(hours=1)
+    hazard = rig.post("3", "Открытый люк на ул. Садовой, 5, ребёнок чуть не упал", "1003")
+    rig.now += timedelta(days=10)  # every reply deadline has passed by now
+
+    queue = rig.triage.queue(QueueFilter())
+    assert [i.id for i in queue] == [hazard.incident_id, old.incident_id, other.incident_id]
+    assert [i.id for i in rig.triage.queue(QueueFilter(priority="critical"))] == [hazard.incident_id]
+    assert len(rig.triage.queue(QueueFilter(overdue=True))) == 3
+    assert rig.triage.queue(QueueFilter(category="landscaping")) == []
+    assert len(rig.triage.queue(QueueFilter(municipality="shakhty", status="routed"))) == 3
+    rig.triage.not_a_complaint(rig.operator, other.incident_id, "")
+    assert other.incident_id not in {i.id for i in rig.triage.queue(QueueFilter())}
+
+
+def test_not_a_complaint_stops_the_clocks_and_feeds_the_corpus() -> None:
+    rig = TriageRig()
+    post = rig.post("1", POTHOLE, "1001")
+    done = rig.triage.not_a_complaint(rig.operator, post.incident_id, "реклама шиномонтажа")
+    assert done.status is S.IRRELEVANT and done.next_check_at is None and not done.classification.is_complaint
+    assert done.status_history[-1].note == "not a complaint: реклама шиномонтажа"
+    record = rig.feedback.records[post.incident_id]
+    assert record["text"] == POTHOLE and record["is_complaint"] is False
+    assert record["classifier_said"]["is_complaint"] is True and record["by"] == "centre"
+    # Later posts about that "problem" no longer join it.
+    again = rig.post("2", POTHOLE_AGAIN, "1002")
+    assert rig.stored(again).merged_into is None
+
+
+def test_not_a_complaint_is_refused_once_a_department_works_on_it() -> None:
+    rig = TriageRig()
+    post = rig.post("1", POTHOLE, "1001")
+    rig.triage.responses.acknowledge(rig.triage.responses.actor("roads"), post.incident_id)
+    with pytest.raises(ActionRefused):
+        rig.triage.not_a_complaint(rig.operator, post.incident_id, "")
+
+
+def test_a_correction_reroutes_and_is_kept_as_a_corpus_label() -> None:
+    rig = TriageRig()
+    post = rig.post("1", POTHOLE, "1001")
+    corrected = rig.triage.correct(rig.operator, post.incident_id, "landscaping", None, "это тротуар во дворе")
+    rig.routed()
+    assert corrected.classification.category == "landscaping" and corrected.department_ids == ("parks",)
+    assert rig.feedback.records[post.incident_id]["category"] == "landscaping"
+    assert rig.feedback.records[post.incident_id]["classifier_said"]["category"] == "roads"
+
+
+def test_merging_moves_the_post_and_its_reports_and_a_second_merge_changes_nothing() -> None:
+    rig = TriageRig()
+    target = rig.post("1", POTHOLE, "1001")
+    source = rig.post("2", OTHER_HOUSE, "1002")  # grouping kept them apart: another house
+    third = rig.post("3", "На Ленина, 15 яма на дороге глубокая, колёса пробили", "1003")  # joins `source`
+    assert len(rig.stored(source).reports) == 1
+
+    merged = rig.triage.merge(rig.operator, source.incident_id, target.incident_id)
+    assert merged.residents == 3
+    assert {r.incident_id for r in merged.reports} == {source.incident_id, third.incident_id}
+    gone = rig.stored(source)
+    assert gone.status is S.MERGED and gone.merged_into == target.incident_id and gone.next_check_at is None
+    again = rig.triage.merge(rig.operator, source.incident_id, target.incident_id)
+    assert again.reports == merged.reports and again.events == merged.events
+
+    with pytest.raises(ActionRefused):
+        rig.triage.merge(rig.operator, target.incident_id, source.incident_id)  # into a merged one
+    # A replay of a post that had joined `source` counts on the incident `source` went into, once.
+    rig.deliver(third)
+    assert rig.stored(target).reports == merged.reports and rig.stored(source).reports == ()
+
+
+def test_splitting_a_merged_post_makes_it_an_incident_routed_on_its_own() -> None:
+    rig = TriageRig()
+    first = rig.post("1", POTHOLE, "1001")
+    second = rig.post("2", POTHOLE_AGAIN, "1002")
+    assert rig.stored(first).residents == 2
+
+    split = rig.triage.split(rig.operator, second.incident_id)
+    assert split.status is S.NEW and split.merged_into is None and split.group_keys
+    rig.routed()
+    assert rig.stored(second).status is S.ROUTED and rig.stored(second).department_ids == ("roads",)
+    assert rig.stored(first).residents == 1 and rig.stored(first).reports == ()
+    assert rig.kinds() == ["new_incident", "new_incident"]
+
+    with pytest.raises(ActionRefused):
+        rig.triage.split(rig.operator, second.incident_id)  # routed now: nothing to split
+
+
+def test_the_queue_reads_every_page() -> None:
+    rig = TriageRig()
+    made = []
+    for n in range(7):
+        rig.now += timedelta(minutes=1)
+        made.append(rig.post(str(n), f"На ул. Садовой, {n + 1} огромная яма на дороге", f"10{n}").incident_id)
+    assert sorted(i.id for i in rig.triage.queue(QueueFilter(), page=3)) == sorted(made)
+    assert all(i.classification.priority is Priority.NORMAL for i in rig.triage.queue(QueueFilter(), page=3))
+
+
+def test_the_feedback_becomes_corpus_lines_the_trainer_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from otklik.classifier.corpus import load
+    from shared.services.triage import corpus_lines
+
+    rig = TriageRig()
+    advert = rig.post("1", "Шиномонтаж на Советской, скидки", "1001")
+    pothole = rig.post("2", POTHOLE, "1002")
+    rig.triage.not_a_complaint(rig.operator, advert.incident_id, "реклама")
+    rig.triage.correct(rig.operator, pothole.incident_id, "landscaping", None, "")
+
+    lines = corpus_lines(rig.feedback.records.values(), {"shakhty": "Шахты"})
+    (tmp_path / "feedback.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    loaded = {p.text: p for p in load(tmp_path)}
+    assert loaded["Шиномонтаж на Советской, скидки"].is_complaint is False
+    assert loaded[POTHOLE].category == "landscaping" and loaded[POTHOLE].municipality == "Шахты"
