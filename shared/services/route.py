@@ -79,8 +79,9 @@ class RouteService:
             raise PermanentError(f"incident {message.incident_id} does not exist")
         if incident.status not in (IncidentStatus.NEW, IncidentStatus.ROUTED):
             return f"incident {incident.id} is {incident.status}: nothing to route"
-        departments = self.directory.departments_for(incident)
-        routed = self.incidents.update(incident.id, lambda i: self._mark_routed(i, departments))
+        # The departments of the incident as it is inside the transaction: classify may have raised its priority
+        # (another resident's dangerous report) since it was read above, and critical ones have more owners.
+        routed = self.incidents.update(incident.id, lambda i: self._mark_routed(i, self.directory.departments_for(i)))
         if routed is None:
             raise PermanentError(f"incident {message.incident_id} disappeared while routing")
         return self._notify_all(routed)
@@ -138,6 +139,8 @@ class RouteService:
         failed = {key: o.error or "" for key, o in outcomes.items() if o.status is NotificationStatus.FAILED}
 
         def change(current: Incident) -> Incident | None:
+            if current.routing_round != incident.routing_round:
+                return None  # a new round began meanwhile (re-routed, reopened, raised): these outcomes are stale
             merged = {**current.delivery, **delivery}
             undelivered = any(v != NotificationStatus.SENT for v in merged.values())
             new_failures = [k for k in failed if current.delivery.get(k) != NotificationStatus.FAILED]

@@ -77,14 +77,17 @@ from shared.domain.models import Attachment, Department, Geo, IncidentStatus, Po
 from shared.entrypoints.answer_page import answer_page
 from shared.entrypoints.department_api import DepartmentApi, HttpRequest, HttpResponse
 from shared.entrypoints.pubsub_event import MESSAGE_PUBLISHED
+from shared.entrypoints.triage_page import TriagePages
 from shared.ports import FetchResult
 from shared.services import tokens
 from shared.services.classify import ClassifyService
 from shared.services.inbound import InboundHandler, InboundMessage, MessageOutcome
 from shared.services.inbox import InboxService
 from shared.services.ingest import PostIntake
+from shared.services.reports import Names, build_report
 from shared.services.responses import ResponseService
 from shared.services.routing import RuleDirectory
+from shared.services.triage import TriageService
 from shared.source_config import (
     InboxSource,
     OkGroupSource,
@@ -94,7 +97,7 @@ from shared.source_config import (
     VkWallSource,
 )
 from tests.builders import T0, make_incident, make_post, shipped_deadlines
-from tests.fakes import MemoryIncidents, MemoryMarkers, MemoryPublisher, MemoryQuarantine
+from tests.fakes import MemoryFeedback, MemoryIncidents, MemoryMarkers, MemoryPublisher, MemoryQuarantine
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_RETRY_AGE = timedelta(hours=1)
@@ -1037,7 +1040,18 @@ class ApiRig:
         store = MemoryTokens()
         self.tokens = {d.id: tokens.issue(store, d.id, "test", T0) for d in ROUTING.departments}
         self.links = AnswerLinks("https://api.otklik.test", "link-signing-key", 30)
-        self.api = DepartmentApi(service, store, self.links, answer_page)
+        triage = TriageService(
+            service, self.incidents, self.incidents, MemoryFeedback(), self.publisher, "incidents", lambda: T0
+        )
+        self.triage = TriagePages(
+            triage,
+            store,
+            "link-signing-key",
+            lambda start, end, municipality: build_report(self.incidents.items.values(), start, end, T0, municipality),
+            Names,
+            secure_cookie=False,
+        )
+        self.api = DepartmentApi(service, store, self.links, answer_page, self.triage.handle)
 
     def request(
         self,
@@ -1104,6 +1118,57 @@ def test_any_request_gets_a_status_below_500(method: str, path: str, authorizati
     path = path.replace("{id}", rig.incident.id).replace("{token}", rig.links.token(rig.incident.id, "roads"))
     headers = {} if authorization is None else {"Authorization": authorization}
     assert_client_status(rig, rig.api.handle(HttpRequest(method, path, headers, body, {})))
+
+
+def triage_session(rig: ApiRig) -> tuple[str, str]:
+    """The coordinator's session cookie and a form token of it, as the login and an incident page give them."""
+    login = rig.api.handle(HttpRequest("POST", "/triage/login", {}, b"", {"token": rig.tokens["coordinator"]}))
+    cookie = dict(login.headers)["Set-Cookie"].split(";")[0]
+    page = rig.api.handle(HttpRequest("GET", f"/triage/incidents/{rig.incident.id}", {"Cookie": cookie}, b"", {}))
+    return cookie, page.body.split('name="csrf" value="')[1].split('"')[0]
+
+
+TRIAGE_FORM = st.fixed_dictionaries(
+    {},
+    optional={
+        "csrf": TEXT | st.just("{csrf}"),
+        "category": st.sampled_from(["roads", "landscaping", "no-such"]) | TEXT,
+        "municipality": st.sampled_from(["shakhty", "kirov"]) | TEXT,
+        "reason": TEXT,
+        "into": st.sampled_from(["{id}", "missing"]) | TEXT,
+        "report": st.sampled_from(["{id}", "missing"]) | TEXT,
+    },
+)
+
+
+@FAST
+@given(
+    action=st.sampled_from(["correct", "not_complaint", "merge", "split"]) | TEXT,
+    form=TRIAGE_FORM,
+    query=st.dictionaries(
+        st.sampled_from(["from", "to", "format", "municipality", "category", "priority", "status", "overdue"]),
+        st.sampled_from(["2026-11-01", "2026-12-01", "html", "csv", "json", "md", "1", ""]) | TEXT,
+        max_size=5,
+    ),
+    signed_in=st.booleans(),
+)
+def test_any_triage_request_is_answered_below_500_and_a_refusal_changes_nothing(
+    action: str, form: dict[str, str], query: dict[str, str], signed_in: bool
+) -> None:
+    rig = ApiRig()
+    cookie, csrf = triage_session(rig)
+    headers = {"Cookie": cookie} if signed_in else {}
+    filled = {k: v.replace("{csrf}", csrf).replace("{id}", rig.incident.id) for k, v in form.items()}
+    for method, path, body_form in [
+        ("POST", f"/triage/incidents/{rig.incident.id}/{action}", filled),
+        ("GET", "/triage", {}),
+        ("GET", "/triage/report", {}),
+        ("GET", "/reports", {}),
+    ]:
+        response = rig.api.handle(HttpRequest(method, path, headers, b"", body_form, query))
+        assert response.status < SERVER_ERROR, response.body
+        if response.status >= 400 or not signed_in:
+            assert rig.unchanged()
 
 
 PAGE_FORM = st.fixed_dictionaries(

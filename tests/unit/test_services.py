@@ -28,6 +28,7 @@ from shared.domain.models import (
 from shared.domain.worktime import Duration, ProductionCalendar
 from shared.ports import ChannelSender, FetchResult, Rejected
 from shared.services.classify import ClassifyService
+from shared.services.group_posts import PostGrouper
 from shared.services.ingest import IngestService, PostIntake, WatchedSource
 from shared.services.notify import Notifier
 from shared.services.route import RouteService
@@ -260,11 +261,14 @@ class ClassifyRig:
     incidents: MemoryIncidents = field(default_factory=MemoryIncidents)
     publisher: MemoryPublisher = field(default_factory=MemoryPublisher)
     clock: Clock = field(default_factory=Clock)
+    grouper: PostGrouper | None = None
 
     @property
     def service(self) -> ClassifyService:
         classifier = FixedClassifier(self.decision)
-        return ClassifyService(classifier, self.incidents, self.publisher, INCIDENTS_TOPIC, self.clock)
+        return ClassifyService(
+            classifier, self.incidents, self.publisher, INCIDENTS_TOPIC, self.clock, grouper=self.grouper
+        )
 
     def handle(self, post_id: str = "1") -> str:
         return self.service.handle(PostFetchedV1(post=make_post(post_id), fetched_at=T0))
