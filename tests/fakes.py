@@ -200,3 +200,16 @@ class MemoryFeedback:
 
     def put(self, incident_id: str, record: dict[str, Any]) -> None:
         self.records[incident_id] = record
+
+
+class MemoryTokens:
+    """Department API tokens by digest (shared/services/tokens.py's TokenStore)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def department_for(self, digest: str) -> str | None:
+        return self.items.get(digest)
+
+    def store(self, digest: str, department_id: str, label: str, at: datetime) -> None:
+        self.items[digest] = department_id

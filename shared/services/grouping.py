@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.classifier.features import STOP_LEMMAS
+from shared.classifier.places import STREET_WORDS
 from shared.classifier.text import Token, tokenize
 
 IDF_FILE = Path(__file__).resolve().parent.parent / "classifier" / "grouping_idf.json"
@@ -93,33 +94,8 @@ COMPATIBLE = frozenset(
     ]
 )
 
-STREET_MARKERS = frozenset(
-    [
-        "ул",
-        "улица",
-        "пр",
-        "пр-т",
-        "пр-кт",
-        "проспект",
-        "пер",
-        "переулок",
-        "б-р",
-        "бульвар",
-        "пл",
-        "площадь",
-        "наб",
-        "набережная",
-        "ш",
-        "шоссе",
-        "тракт",
-        "проезд",
-        "мкр",
-        "мкр-н",
-        "микрорайон",
-        "тупик",
-        "аллея",
-    ]
-)
+# The classifier's street words ("ул", "пр-т", "переулок", ...) less "им."/"имени", which name an institution.
+STREET_MARKERS = (STREET_WORDS - {"им", "имя"}) | {"пр-кт", "мкр", "микрорайон"}
 # Street words that may follow the name ("Октябрьский проспект", "на Платовском проспекте").
 STREET_AFTER = frozenset(
     ["улица", "проспект", "переулок", "бульвар", "площадь", "набережная", "шоссе", "тракт", "проезд", "пр-т"]

@@ -66,6 +66,7 @@ from tests.fakes import (
     MemoryNotifications,
     MemoryPublisher,
     MemoryQuarantine,
+    MemoryTokens,
 )
 
 # Personal data that belongs in Firestore and in the departments' notifications, never in a log line.
@@ -481,17 +482,6 @@ def test_vk_callback_refuses_a_wrong_secret_and_logs_only_the_community(out: Cap
     [kept] = quarantine.items.values()
     assert secret not in kept.payload
     assert_nowhere([secret, wrong, POST_TEXT], out.text(), kept.reason)
-
-
-class MemoryTokens:
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def department_for(self, digest: str) -> str | None:
-        return self.items.get(digest)
-
-    def store(self, digest: str, department_id: str, label: str, at: Any) -> None:
-        self.items[digest] = department_id
 
 
 def test_department_api_refuses_bad_tokens_and_other_departments_silently(out: Captured) -> None:

@@ -97,7 +97,7 @@ from shared.source_config import (
     VkWallSource,
 )
 from tests.builders import T0, make_incident, make_post, shipped_deadlines
-from tests.fakes import MemoryFeedback, MemoryIncidents, MemoryMarkers, MemoryPublisher, MemoryQuarantine
+from tests.fakes import MemoryFeedback, MemoryIncidents, MemoryMarkers, MemoryPublisher, MemoryQuarantine, MemoryTokens
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_RETRY_AGE = timedelta(hours=1)
@@ -1013,17 +1013,6 @@ ACTION_BODIES: dict[str, dict[str, Any]] = {
     "reassign": {"reason": "Не наше", "to_department": "parks"},
     "correct": {"category": "landscaping", "municipality": "shakhty", "reason": "ошибка классификатора"},
 }
-
-
-class MemoryTokens:
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def department_for(self, digest: str) -> str | None:
-        return self.items.get(digest)
-
-    def store(self, digest: str, department_id: str, label: str, at: datetime) -> None:
-        self.items[digest] = department_id
 
 
 class ApiRig:
