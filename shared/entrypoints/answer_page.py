@@ -237,6 +237,11 @@ class _Page:
             "post_url_text": post.url,
             "source": post.source,
             "published": _local(post.published_at, tz),
+            "residents": incident.residents,
+            # Other residents' posts about the same problem (grouping); only web links become links.
+            "reports": [
+                (r.url, r.url if r.url.startswith(("https://", "http://")) else None) for r in incident.reports
+            ],
             "category": category_name(c.category),
             "priority": PRIORITY_NAMES.get(c.priority.value, c.priority.value),
             "critical": c.priority is Priority.CRITICAL or c.danger,

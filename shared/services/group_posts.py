@@ -150,6 +150,7 @@ class PostGrouper:
         started: list[Incident] = []
 
         def change(i: Incident) -> Incident | None:
+            started.clear()  # a transaction may run this again after a conflict: only the last run counts
             if any(r.incident_id == merged.id for r in i.reports):
                 return None
             return self._with_report(i, merged, started)

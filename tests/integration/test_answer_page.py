@@ -257,3 +257,18 @@ def test_not_ours_hands_the_incident_to_the_coordinator(page: AnswerPageApp) -> 
     assert client.post(path, data=form).status_code == 303
     # The coordinator's own link now opens it.
     assert client.get(page.path(incident, COORDINATOR)).status_code == 200
+
+
+def test_the_page_says_how_many_residents_reported_and_links_their_posts(page: AnswerPageApp) -> None:
+    from shared.domain.models import Report
+
+    reports = (
+        Report(incident_id="a", source="ok", url="https://ok.ru/group/55/topic/2", published_at=T0),
+        Report(incident_id="b", source="inbox", url="javascript:alert(1)", published_at=T0),
+    )
+    incident = page.store(routed_incident("9002").model_copy(update={"reports": reports, "residents": 3}))
+    html = page.app.test_client().get(page.path(incident)).get_data(as_text=True)
+    assert "Сообщили жителей" in html and 'id="residents">3' in html
+    assert 'href="https://ok.ru/group/55/topic/2"' in html and 'href="javascript' not in html
+    alone = page.store(routed_incident("9003"))
+    assert "Сообщили жителей" not in page.app.test_client().get(page.path(alone)).get_data(as_text=True)

@@ -1141,6 +1141,8 @@ TRIAGE_FORM = st.fixed_dictionaries(
     ),
     signed_in=st.booleans(),
 )
+@example(action="correct", form={"csrf": "{csrf}", "category": "landscaping"}, query={}, signed_in=True)
+@example(action="merge", form={"csrf": "{csrf}", "into": "{id}"}, query={"format": "html"}, signed_in=True)
 def test_any_triage_request_is_answered_below_500_and_a_refusal_changes_nothing(
     action: str, form: dict[str, str], query: dict[str, str], signed_in: bool
 ) -> None:
@@ -1148,16 +1150,17 @@ def test_any_triage_request_is_answered_below_500_and_a_refusal_changes_nothing(
     cookie, csrf = triage_session(rig)
     headers = {"Cookie": cookie} if signed_in else {}
     filled = {k: v.replace("{csrf}", csrf).replace("{id}", rig.incident.id) for k, v in form.items()}
-    for method, path, body_form in [
-        ("POST", f"/triage/incidents/{rig.incident.id}/{action}", filled),
-        ("GET", "/triage", {}),
-        ("GET", "/triage/report", {}),
-        ("GET", "/reports", {}),
-    ]:
-        response = rig.api.handle(HttpRequest(method, path, headers, b"", body_form, query))
+    posted = rig.api.handle(
+        HttpRequest("POST", f"/triage/incidents/{rig.incident.id}/{action}", headers, b"", filled, query)
+    )
+    assert posted.status < SERVER_ERROR, posted.body
+    if posted.status >= 400 or not signed_in:
+        assert rig.unchanged()
+    after = (rig.incidents.get(rig.incident.id), list(rig.publisher.published))
+    for path in ("/triage", "/triage/report", "/reports"):
+        response = rig.api.handle(HttpRequest("GET", path, headers, b"", {}, query))
         assert response.status < SERVER_ERROR, response.body
-        if response.status >= 400 or not signed_in:
-            assert rig.unchanged()
+        assert (rig.incidents.get(rig.incident.id), rig.publisher.published) == after  # reading changes nothing
 
 
 PAGE_FORM = st.fixed_dictionaries(
