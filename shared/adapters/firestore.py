@@ -98,7 +98,13 @@ class FirestoreIncidents:
             changed = change(current)
             if changed is None:
                 return current
-            tx.set(ref, incident_document(changed))
+            # Only the fields that changed: route marking an incident routed and classify counting one more report
+            # touch different fields, so even where transactions are not isolated (the standalone emulator) one
+            # cannot undo the other. Under Firestore's own transactions the result is the same as a full set.
+            before, after = incident_document(current), incident_document(changed)
+            delta = {key: value for key, value in after.items() if before.get(key) != value}
+            if delta:
+                tx.update(ref, delta)
             return changed
 
         result: Incident | None = apply(self.client.transaction())
