@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.http import dump_cookie, parse_cookie
 
 from shared.domain.categories import CATEGORY_NAMES, PRIORITY_NAMES, category_name
 from shared.domain.models import Incident, IncidentStatus, Priority
-from shared.entrypoints.answer_page import EVENT_NAMES, HTML, PAGE_HEADERS, STATUS_NAMES, environment, message_page
+from shared.entrypoints.answer_page import EVENT_NAMES, HTML, PAGE_HEADERS, STATUS_NAMES, environment
 from shared.entrypoints.department_api import HttpRequest, HttpResponse, json_response
 from shared.services import tokens
 from shared.services.report_render import FORMATS, render
@@ -91,7 +91,7 @@ class TriagePages:
         if path == "/triage/login":
             return self._login(request)
         if path == "/triage/logout" and request.method == "POST":
-            return _redirect("/triage/login", clear=self._cookie("", 0))
+            return _redirect("/triage/login", cookie=self._cookie("", 0))
         session = self._session(request)
         if session is None:
             return _redirect("/triage/login")
@@ -124,7 +124,7 @@ class TriagePages:
         except ActionError:
             return self._page(403, "triage_login.html.j2", error="Этот токен не координатора региона.")
         value = str(self.sessions.dumps([department, secrets.token_urlsafe(16)]))
-        return _redirect("/triage", clear=self._cookie(value, SESSION_SECONDS))
+        return _redirect("/triage", cookie=self._cookie(value, SESSION_SECONDS))
 
     def _session(self, request: HttpRequest) -> Session | None:
         raw = parse_cookie(_header(request.headers, "Cookie") or "").get(SESSION_COOKIE)
@@ -172,8 +172,8 @@ class TriagePages:
             overdue=q.get("overdue") == "1",
         )
         now = self.triage.clock()
-        rows = [self._row(i, now) for i in self.triage.queue(wanted)]
-        names = self.names()
+        names = self.names()  # once per page: in production it reads the directory from Firestore
+        rows = [self._row(i, now, names) for i in self.triage.queue(wanted)]
         return self._page(
             200,
             "triage_queue.html.j2",
@@ -187,14 +187,14 @@ class TriagePages:
             report_to=(now.astimezone(MOSCOW).date() + timedelta(days=1)).isoformat(),
         )
 
-    def _row(self, i: Incident, now: datetime) -> dict[str, Any]:
+    def _row(self, i: Incident, now: datetime, names: Names) -> dict[str, Any]:
         c = i.classification
         return {
             "id": i.id,
             "critical": c.priority is Priority.CRITICAL or c.danger,
             "priority": PRIORITY_NAMES.get(c.priority, str(c.priority)),
             "category": category_name(c.category),
-            "municipality": self.names().municipalities.get(c.municipality or "", c.municipality or "—"),
+            "municipality": names.municipalities.get(c.municipality or "", c.municipality or "—"),
             "status": STATUS_NAMES.get(i.status, str(i.status)),
             "overdue": is_overdue(i, now),
             "residents": i.residents,
@@ -324,12 +324,8 @@ class TriagePages:
         return HttpResponse(status, body, HTML, PAGE_HEADERS)
 
 
-def parse_query(raw: str) -> dict[str, str]:
-    return dict(parse_qsl(raw, keep_blank_values=False))
-
-
-def _redirect(location: str, clear: str | None = None) -> HttpResponse:
-    headers = (("Location", location), *((("Set-Cookie", clear),) if clear else ()))
+def _redirect(location: str, cookie: str | None = None) -> HttpResponse:
+    headers = (("Location", location), *((("Set-Cookie", cookie),) if cookie else ()))
     return HttpResponse(303, "", HTML, PAGE_HEADERS + headers)
 
 
@@ -344,6 +340,3 @@ def _href(url: str) -> str | None:
 
 def _local(moment: datetime) -> str:
     return f"{moment.astimezone(MOSCOW):%d.%m.%Y %H:%M}"
-
-
-__all__ = ["TriagePages", "message_page", "parse_query"]

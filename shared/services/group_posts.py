@@ -56,6 +56,9 @@ S = IncidentStatus
 ACTOR = "classify"
 MAX_CANDIDATES = 50
 MAX_GROUP_KEYS = 60  # an incident's index keys: its own and those of its reports, bounded
+# Reports kept on the incident (about 250 bytes each): far below Firestore's 1 MiB per document. Posts beyond
+# are still stored as merged documents pointing at it; the count of residents stops growing there.
+MAX_REPORTS = 500
 RAISE_TO_HIGH = 3  # different residents writing about one problem: it matters to more than one household
 PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL)
 
@@ -151,7 +154,7 @@ class PostGrouper:
 
         def change(i: Incident) -> Incident | None:
             started.clear()  # a transaction may run this again after a conflict: only the last run counts
-            if any(r.incident_id == merged.id for r in i.reports):
+            if len(i.reports) >= MAX_REPORTS or any(r.incident_id == merged.id for r in i.reports):
                 return None
             return self._with_report(i, merged, started)
 

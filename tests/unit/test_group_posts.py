@@ -290,3 +290,15 @@ def test_the_departments_letter_and_webhook_say_how_many_residents_reported_and_
     assert f'<a href="{again.url}"' in letter.html
     payload = webhook_payload(reopened.incident, ROADS, "e1", kind=reopened.kind)
     assert payload.residents == 2 and payload.reports == (again.url,) and payload.kind == "reopened.1"
+
+
+def test_an_incident_keeps_at_most_max_reports_and_the_rest_still_point_to_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.services import group_posts
+
+    monkeypatch.setattr(group_posts, "MAX_REPORTS", 2)
+    rig = Rig()
+    first = rig.post("1", POTHOLE, "1001")
+    later = [rig.post(str(n), POTHOLE_AGAIN, f"10{n:02d}") for n in range(2, 6)]
+    incident = rig.stored(first)
+    assert len(incident.reports) == 2 and incident.residents == 3
+    assert all(rig.stored(p).merged_into == incident.id for p in later)
