@@ -117,7 +117,8 @@ def per_post(pipeline: dict[str, Any]) -> dict[str, float]:
     result["function_requests"] = requests / posts
     result["function_instance_seconds"] = instance_seconds / posts
     result["incident_stored_bytes"] = pipeline["incident_json_bytes_mean"] * STORAGE_OVERHEAD
-    result["incidents_per_post"] = pipeline["incidents"] / posts
+    # Every post is a stored document: an incident, or merged into one (the post is kept).
+    result["incidents_per_post"] = pipeline.get("documents", pipeline["incidents"]) / posts
     result["complaints_per_post"] = pipeline["complaints_routed"] / posts
     return result
 

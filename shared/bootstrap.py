@@ -190,16 +190,19 @@ def notifier() -> Notifier:
 @cache
 def route_service() -> RouteService:
     from shared.adapters.firestore import FirestoreIncidents
+    from shared.services.group_posts import PostGrouper
     from shared.services.route import RouteService
 
     links = answer_links()
+    incidents = FirestoreIncidents(firestore_client())
     return RouteService(
-        FirestoreIncidents(firestore_client()),
+        incidents,
         directory(),
         notifier(),
         deadlines(),
         clock,
         links.url if links else (lambda incident_id, department_id: None),
+        PostGrouper(incidents, incidents, clock, deadlines, directory),
     )
 
 

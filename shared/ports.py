@@ -29,8 +29,9 @@ class IncidentRepository(Protocol):
     def due_for_check(self, now: datetime, limit: int) -> list[Incident]:
         """Incidents whose ``next_check_at`` has come, earliest first."""
 
-    def open_incidents(self, created_after: datetime | None, limit: int) -> list[Incident]:
-        """Routed, acknowledged and answered incidents created after ``created_after``, oldest first."""
+    def open_incidents(self, created_from: datetime | None, limit: int) -> list[Incident]:
+        """Routed, acknowledged and answered incidents created at ``created_from`` or later, oldest first (those
+        created at one instant in one stable order)."""
 
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         """Incidents still undelivered that were routed at or before ``before``, oldest first."""

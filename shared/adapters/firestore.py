@@ -118,12 +118,12 @@ class FirestoreIncidents:
         )
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
-    def open_incidents(self, created_after: datetime | None, limit: int) -> list[Incident]:
-        # Composite index (status, created_at). Paged by created_at itself: the standalone emulator ignores
-        # start_after cursors.
+    def open_incidents(self, created_from: datetime | None, limit: int) -> list[Incident]:
+        # Composite index (status, created_at). Paged by created_at itself (the standalone emulator ignores
+        # start_after cursors), from the last page's instant inclusive: see DigestService._open.
         query = self.collection.where(filter=FieldFilter("status", "in", OPEN_STATUSES))
-        if created_after is not None:
-            query = query.where(filter=FieldFilter("created_at", ">", created_after))
+        if created_from is not None:
+            query = query.where(filter=FieldFilter("created_at", ">=", created_from))
         query = query.order_by("created_at").limit(limit)
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from shared.domain.errors import PermanentError
 from shared.domain.models import Channel, Department, Incident, Notification, NotificationStatus
 from shared.ports import DepartmentDirectory, IncidentRepository
 from shared.services.notify import Notifier
+from shared.services.paging import by_created_at
 from shared.services.texts import RenderedEmail, digest_email
 
 log = logging.getLogger(__name__)
@@ -86,15 +88,7 @@ class DigestService:
         return report
 
     def _open(self) -> list[Incident]:
-        found: list[Incident] = []
-        after: datetime | None = None
-        while len(found) < MAX_OPEN:
-            page = self.incidents.open_incidents(after, PAGE)
-            found.extend(page)
-            if len(page) < PAGE:
-                break
-            after = page[-1].created_at
-        return found
+        return list(islice(by_created_at(self.incidents.open_incidents, None, PAGE), MAX_OPEN))
 
     def _letter(self, department: Department, mine: list[Incident], now: datetime, nid: str) -> Callable[[], None]:
         mail, to = self.mail, department.email

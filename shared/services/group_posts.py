@@ -13,8 +13,12 @@ transaction that adds the report only if it is not there yet; a replay finds the
 update (a no-op the second time) and, if that report started a routing round that is still the incident's
 current one, hands the incident to route again (route notifies once per round).
 
-Two posts about a new problem classified at the same moment both find nothing and make two incidents; the
-operator merges them. A lock per problem key would serialise classify for a case that costs one extra card.
+Two posts about a new problem classified at the same moment (the same pothole in three publics, fetched by one
+ingest run) both find nothing and both become incidents. Route asks :meth:`PostGrouper.earlier_twin` before it
+routes a new incident, when both are stored: the later of two new twins (by ``created_at``, then id) folds into
+the earlier, and a new incident folds into a twin already routed - never the other way, so two twins never both
+give way, and the department hears of the problem once. Only where one twin is routed before the other is even
+stored, and the other is the earlier by ``created_at``, do both stay; the operator merges them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from shared.services.grouping import (
     ProblemKey,
     candidate_keys,
     decide,
+    is_place_key,
     key_of_post,
     query_keys,
 )
@@ -112,7 +117,7 @@ class PostGrouper:
 
     def decide(self, post: Post, classification: Classification) -> tuple[ProblemKey, Decision]:
         key = key_of_post(post, classification)
-        found = self.candidates.group_candidates(query_keys(key), post.published_at - OPEN_JOIN_MAX, MAX_CANDIDATES)
+        found = self._candidates(key)
         if post.parent_post_id is not None:
             # A comment under a post is most likely about that post's problem: its incident is a candidate even
             # when the comment names no place (the rule still has to agree).
@@ -122,6 +127,59 @@ class PostGrouper:
             if parent is not None and parent.id not in {i.id for i in found}:
                 found.append(parent)
         return key, decide(key, [candidate_of(i) for i in found if i.id != post.incident_id])
+
+    def _candidates(self, key: ProblemKey) -> list[Incident]:
+        """The incidents under the post's place keys (address, numbered landmark, geo cells), then the latest under
+        its broad keys (municipality and category). Two queries, as each is ordered by latest post and limited:
+        in one, a city's newest complaints of the category would push out an older incident at the very same
+        address."""
+        since = key.published_at - OPEN_JOIN_MAX
+        keys = query_keys(key)
+        placed = [k for k in keys if is_place_key(k)]
+        found = {i.id: i for i in self.candidates.group_candidates(placed, since, MAX_CANDIDATES)} if placed else {}
+        broad = [k for k in keys if not is_place_key(k)]
+        for incident in self.candidates.group_candidates(broad, since, MAX_CANDIDATES):
+            found.setdefault(incident.id, incident)
+        return list(found.values())
+
+    def earlier_twin(self, incident: Incident) -> Decision | None:
+        """An open incident about the same problem that ``incident`` (new, not yet routed) should fold into: one
+        already routed, or a new one stored before it. None: route it."""
+        if incident.status is not S.NEW or incident.routing_round or not incident.group_keys:
+            return None  # grouping was off when it was classified, or it has been routed before
+        if any(change.status is S.MERGED for change in incident.status_history):
+            return None  # split out of an incident by the operator: their decision stands
+        key = key_of_post(incident.post, incident.classification)
+        found = self._candidates(key)
+        mine = (incident.created_at, incident.id)
+        earlier = [
+            candidate_of(i)
+            for i in found
+            if i.id != incident.id
+            and i.status in (S.NEW, S.ROUTED, S.ACKNOWLEDGED)  # joining a twin at work, not reopening
+            and (i.status is not S.NEW or (i.created_at, i.id) < mine)
+        ]
+        decision = decide(key, earlier)
+        return decision if decision.action == "join" else None
+
+    def fold(self, incident: Incident, decision: Decision, actor: str) -> Grouped | None:
+        """Make new ``incident`` a report of the twin ``decision`` names: merged first, then counted (``attach``),
+        so a replay that finds it merged only repeats the count. None: it is no longer new (routed meanwhile)."""
+        twin = decision.incident_id
+        assert twin is not None
+
+        def give(i: Incident) -> Incident | None:
+            if i.status is not S.NEW:
+                return None
+            note = f"the same problem as {twin}, stored at the same moment: {decision.reason}"
+            return transition(
+                i, S.MERGED, at=self.clock(), actor=actor, note=note[:500], merged_into=twin, group_keys=()
+            )
+
+        merged = self.incidents.update(incident.id, give)
+        if merged is None or merged.status is not S.MERGED:
+            return None
+        return self.attach(merged)
 
     def merged_incident(
         self, post: Post, classification: Classification, decision: Decision, now: datetime
@@ -142,23 +200,30 @@ class PostGrouper:
         )
 
     def attach(self, merged: Incident) -> Grouped:
-        """Add ``merged``'s post to the incident it was grouped into (idempotent: a replay adds nothing)."""
+        """Add ``merged``'s post to the incident it was grouped into (idempotent: a replay adds nothing), with the
+        reports ``merged`` itself had gathered (a twin folded by route after others joined it)."""
         parent_id = merged.merged_into
         assert parent_id is not None
-        for _ in range(5):  # the incident joined may itself have been merged by the operator since: follow it
-            hop = self.incidents.get(parent_id)
-            if hop is None or hop.status is not S.MERGED or hop.merged_into is None:
-                break
-            parent_id = hop.merged_into
         started: list[Incident] = []
 
         def change(i: Incident) -> Incident | None:
             started.clear()  # a transaction may run this again after a conflict: only the last run counts
+            if i.status is S.MERGED:
+                return None  # merged itself meanwhile: follow it (below)
             if len(i.reports) >= MAX_REPORTS or any(r.incident_id == merged.id for r in i.reports):
                 return None
-            return self._with_report(i, merged, started)
+            have = {r.incident_id for r in i.reports}
+            carried = tuple(r for r in merged.reports if r.incident_id not in have)
+            return self._with_report(i.model_copy(update={"reports": (*i.reports, *carried)}), merged, started)
 
-        parent = self.incidents.update(parent_id, change)
+        parent: Incident | None = None
+        # The incident joined may itself have been merged since (by the operator, or folded into its twin by
+        # route): follow the chain, a few hops at most.
+        for _ in range(5):
+            parent = self.incidents.update(parent_id, change)
+            if parent is None or parent.status is not S.MERGED or parent.merged_into is None:
+                break
+            parent_id = parent.merged_into
         if parent is None:
             log.warning("incident %s was grouped into %s, which no longer exists", merged.id, parent_id)
             return Grouped(None)

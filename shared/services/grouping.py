@@ -23,7 +23,8 @@ the end or a derived word still meets ("освещение"/"освещения"
    :func:`decide`.);
 4. *place conflicts*: different houses of the same street, no common settlement when both name one, geo
    points more than :data:`GEO_FAR_M` apart → not the same; two different streets and none in common → a
-   penalty (a resident may name the cross street);
+   penalty as large as identical text (residents write the same complaint about many roads), which only strong
+   place evidence outweighs (the same numbered landmark: a resident may name the cross street);
 5. *score* = text similarity (at least :data:`MIN_TEXT`: the same address alone is not the same problem)
    + place evidence ≥ :data:`THRESHOLD` (tuned on the pair set's training split,
    ``otklik eval-grouping``). Text similarity is the idf-weighted cosine of the content stems (idf from the
@@ -73,7 +74,9 @@ GEO_NEAR_M = 300.0
 GEO_FAR_M = 1500.0
 STRONG_PLACE = 0.35
 WEAK_PLACE = 0.15
-STREET_MISMATCH = 0.5
+# Two named streets, none in common: even word for word the same text (residents write the same complaint about
+# many roads) stays two problems; the same numbered landmark can still bring them together (a crossroads).
+STREET_MISMATCH = 1.0
 THRESHOLD = 0.3  # tuned by ``otklik eval-grouping`` on the training pairs; see bench/results/grouping.json
 STEM = 6
 MIN_TEXT = 0.1  # the same place alone is not the same problem: some content words must meet
@@ -652,6 +655,11 @@ def candidate_keys(key: ProblemKey) -> list[str]:
         keys.append(f"{base}|g:{key.geo_cell}")
     keys.append(base)
     return keys
+
+
+def is_place_key(index_key: str) -> bool:
+    """``mun|category|a:street|house``, ``...|l:school#5``, ``...|g:cell``, not the broad ``mun|category``."""
+    return index_key.count("|") >= 2
 
 
 def query_keys(key: ProblemKey) -> list[str]:

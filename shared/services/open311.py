@@ -29,6 +29,7 @@ import yaml
 
 from shared.domain.categories import CATEGORY_NAMES, category_name
 from shared.domain.models import Incident, IncidentStatus
+from shared.services.paging import by_created_at
 
 S = IncidentStatus
 # Everything a resident complained about, whatever became of it. IRRELEVANT is chatter, not a request.
@@ -253,16 +254,9 @@ class Open311Reader:
                 yield incident
 
     def _scan(self, query: RequestQuery) -> Iterator[Incident]:
-        """Every incident of the window, oldest first, reading the store a batch at a time. The next batch
-        starts at the last one's created_at (the standalone emulator ignores cursors); incidents already read
-        at that very instant are skipped, and if a whole batch shares one instant the next read is larger."""
-        start, seen, limit = query.start, set[str](), BATCH
-        while True:
-            batch = self.incidents.created_in_range_page(query.statuses, start, query.end, limit)
-            yield from (i for i in batch if i.id not in seen)
-            if len(batch) < limit:
-                return
-            last = batch[-1].created_at
-            seen = {i.id for i in batch if i.created_at == last} | (seen if last == start else set())
-            limit = limit * 2 if last == start else BATCH
-            start = last
+        """Every incident of the window, oldest first, reading the store a batch at a time."""
+
+        def read(start: datetime | None, limit: int) -> list[Incident]:
+            return self.incidents.created_in_range_page(query.statuses, start or query.start, query.end, limit)
+
+        return by_created_at(read, query.start, BATCH)

@@ -24,6 +24,7 @@ from shared.ports import (
     DepartmentDirectory,
     IncidentRepository,
 )
+from shared.services.group_posts import PostGrouper
 from shared.services.notify import Notifier, Outcome
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class RouteService:
         deadlines: Deadlines,
         clock: Clock,
         answer_url: Callable[[str, str], str | None] = lambda incident_id, department_id: None,
+        grouping: PostGrouper | None = None,
     ) -> None:
         self.incidents = incidents
         self.directory = directory
@@ -51,6 +53,7 @@ class RouteService:
         self.deadlines = deadlines
         self.clock = clock
         self.answer_url = answer_url
+        self.grouping = grouping
 
     def handle_answered(self, message: IncidentAnsweredV1) -> str:
         """Post the department's answer under the author's post, once (VK ``wall.createComment`` with a guid)."""
@@ -77,6 +80,10 @@ class RouteService:
         incident = self.incidents.get(message.incident_id)
         if incident is None:
             raise PermanentError(f"incident {message.incident_id} does not exist")
+        if self.grouping is not None:
+            folded = self._fold_into_twin(incident)
+            if folded is not None:
+                return folded
         if incident.status not in (IncidentStatus.NEW, IncidentStatus.ROUTED):
             return f"incident {incident.id} is {incident.status}: nothing to route"
         # The departments of the incident as it is inside the transaction: classify may have raised its priority
@@ -85,6 +92,29 @@ class RouteService:
         if routed is None:
             raise PermanentError(f"incident {message.incident_id} disappeared while routing")
         return self._notify_all(routed)
+
+    def _fold_into_twin(self, incident: Incident) -> str | None:
+        """Two posts about one new problem classified at the same moment made two incidents (group_posts.py):
+        the later becomes a report of the earlier, not a second card for the department. None: route it."""
+        assert self.grouping is not None
+        if incident.status is IncidentStatus.MERGED and incident.merged_into:
+            grouped = self.grouping.attach(incident)  # a replay after folding: finish the count (a no-op if done)
+        else:
+            decision = self.grouping.earlier_twin(incident)
+            if decision is None:
+                return None
+            outcome = self.grouping.fold(incident, decision, ACTOR)
+            if outcome is None:
+                return None  # routed meanwhile by another delivery of this message: finish that
+            grouped = outcome
+        parent = grouped.parent
+        if parent is None:
+            return f"incident {incident.id}: the incident it joined no longer exists"
+        folded = f"incident {incident.id} is the same problem as {parent.id}: merged, {parent.residents} residents"
+        if grouped.to_route is not None:
+            # This report started a new round of its twin (a dangerous report made it critical): notify it.
+            return f"{folded}; {self._notify_all(grouped.to_route)}"
+        return folded
 
     def _mark_routed(self, incident: Incident, departments: list[Department]) -> Incident | None:
         if incident.status is not IncidentStatus.NEW:

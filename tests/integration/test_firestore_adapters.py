@@ -84,8 +84,8 @@ def test_open_incidents_are_read_page_by_page_oldest_first(db: firestore.Client)
         made.append(incident)
     open_ids = [i.id for i in made if i.status is not IncidentStatus.CLOSED]
     first = incidents.open_incidents(None, 4)
-    rest = incidents.open_incidents(first[-1].created_at, 4)
-    assert [i.id for i in first + rest] == open_ids
+    rest = incidents.open_incidents(first[-1].created_at, 4)  # from that instant on, inclusive
+    assert [i.id for i in first + rest[1:]] == open_ids and rest[0].id == first[-1].id
 
 
 def test_undelivered_since_finds_undelivered_incidents_routed_long_enough_ago(db: firestore.Client) -> None:

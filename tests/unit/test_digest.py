@@ -111,3 +111,26 @@ def test_many_open_incidents_are_read_page_by_page() -> None:
     assert report.open_incidents == 701
     [(_, letter, _)] = letters.sent
     assert "открыто 701" in letter.subject
+
+
+@pytest.mark.parametrize("together", [2, 299, 300, 301, 700])
+def test_incidents_created_at_one_instant_across_a_page_boundary_are_each_read_once(together: int) -> None:
+    # A batch import or a clock with coarse resolution: many incidents share created_at. Paging strictly after
+    # the last page's instant skipped those that did not fit on the page.
+    service, incidents, letters = rig()
+    for n in range(1, 801):
+        instant = T0 + timedelta(minutes=max(n, 250) if n < 250 + together else n)
+        incidents.create(
+            make_incident(
+                str(n),
+                S.ROUTED,
+                post=make_post(str(n), text=f"Обращение {n}"),
+                department_ids=("roads",),
+                created_at=instant,
+                reply_due_at=T0 + timedelta(days=1),
+            )
+        )
+    report = service.run(T0)
+    assert report.open_incidents == 800
+    [(_, letter, _)] = letters.sent
+    assert "открыто 800" in letter.subject

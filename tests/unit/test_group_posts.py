@@ -27,7 +27,7 @@ from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from shared.services.threads import ThreadReplies
 from tests.builders import T0, make_post, shipped_deadlines
-from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, RecordingSender
+from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, NoCandidates, RecordingSender
 
 S = IncidentStatus
 DEADLINES = shipped_deadlines()
@@ -75,11 +75,19 @@ class Rig:
         self.email = RecordingSender()
         directory = RuleDirectory(CONFIG)
         notifier = Notifier(MemoryNotifications(), {Channel.EMAIL: self.email}, self.clock, 60)
-        self.route = RouteService(self.incidents, directory, notifier, DEADLINES, self.clock)
-        threads = ThreadReplies(self.incidents, lambda p: False, self.clock, lambda: DEADLINES, lambda: directory)
         grouper = PostGrouper(self.incidents, self.incidents, self.clock, lambda: DEADLINES, lambda: directory)
+        self.route = RouteService(
+            self.incidents, directory, notifier, DEADLINES, self.clock, lambda i, d: None, grouper
+        )
+        threads = ThreadReplies(self.incidents, lambda p: False, self.clock, lambda: DEADLINES, lambda: directory)
         self.classify = ClassifyService(
             KeywordClassifier(), self.incidents, self.publisher, "incidents", self.clock, threads, grouper
+        )
+        # classify on another instance, at the same moment as one the first is still busy with: its grouping
+        # query cannot see that one's incident yet
+        blind = PostGrouper(self.incidents, NoCandidates(), self.clock, lambda: DEADLINES, lambda: directory)
+        self.classify_blind = ClassifyService(
+            KeywordClassifier(), self.incidents, self.publisher, "incidents", self.clock, threads, blind
         )
 
     def clock(self) -> datetime:
@@ -97,6 +105,14 @@ class Rig:
                 self.route.handle(message)
         self.publisher.published.clear()
         return result
+
+    def classified_together(self, *posts: Post) -> list[IncidentClassifiedV1]:
+        """Classify ``posts`` as if at one moment (none sees another's incident); route's messages, not routed."""
+        for post in posts:
+            self.classify_blind.handle(PostFetchedV1(post=post, fetched_at=self.now))
+        messages = [m for m in self.publisher.on("incidents") if isinstance(m, IncidentClassifiedV1)]
+        self.publisher.published.clear()
+        return messages
 
     def stored(self, post: Post) -> Incident:
         found = self.incidents.get(post.incident_id)
@@ -302,3 +318,67 @@ def test_an_incident_keeps_at_most_max_reports_and_the_rest_still_point_to_it(mo
     incident = rig.stored(first)
     assert len(incident.reports) == 2 and incident.residents == 3
     assert all(rig.stored(p).merged_into == incident.id for p in later)
+
+
+@pytest.mark.parametrize("route_order", [(0, 1), (1, 0)])
+def test_two_posts_about_one_new_problem_classified_at_the_same_moment_become_one_incident(
+    route_order: tuple[int, int],
+) -> None:
+    rig = Rig()
+    vk = make_post("1", text=POTHOLE, author_id="1001", published_at=rig.now)
+    ok = make_post(
+        "2", text=POTHOLE_AGAIN, author_id="1002", published_at=rig.now, source="ok", url="https://ok.ru/g/55/t/2"
+    )
+    messages = rig.classified_together(vk, ok)
+    assert [rig.stored(p).status for p in (vk, ok)] == [S.NEW, S.NEW]  # two incidents, as classify left them
+
+    for n in route_order:  # route hears of them in either order, and each message twice (at least once)
+        for _ in range(2):
+            rig.route.handle(messages[n])
+
+    # The one stored later (by created_at, then id: here the same instant) gave way to the earlier: one incident,
+    # two residents, one card for the department.
+    earlier, later = sorted((rig.stored(vk), rig.stored(ok)), key=lambda i: (i.created_at, i.id))
+    assert earlier.status is S.ROUTED and earlier.residents == 2
+    assert [r.url for r in earlier.reports] == [later.post.url]
+    assert later.status is S.MERGED and later.merged_into == earlier.id and not later.group_keys
+    assert rig.kinds() == ["new_incident"]
+
+
+def test_a_new_incident_folds_into_its_twin_already_routed_and_a_dangerous_one_raises_it() -> None:
+    rig = Rig()
+    first = rig.post("1", POTHOLE, "1001")
+    [message] = rig.classified_together(make_post("2", text=MANHOLE, author_id="1002", published_at=rig.now))
+    assert "same problem" in rig.route.handle(message)
+    assert "same problem" in rig.route.handle(message)  # a replay counts nothing twice
+
+    incident = rig.stored(first)
+    assert incident.status is S.ROUTED and incident.residents == 2 and len(incident.reports) == 1
+    assert incident.classification.priority is Priority.CRITICAL
+    # The duty service hears of the raise, once; nobody hears of a second incident.
+    assert rig.kinds() == ["new_incident", "raised.1", "raised.1"]
+    assert sorted(d.department.id for d in rig.email.sent[1:]) == ["edds", "roads"]
+
+
+def test_new_incidents_about_different_problems_are_each_routed() -> None:
+    rig = Rig()
+    one, two = (
+        make_post(n, text=t, author_id=n, published_at=rig.now) for n, t in (("1", POTHOLE), ("2", OTHER_HOUSE))
+    )
+    for message in rig.classified_together(one, two):
+        rig.route.handle(message)
+    assert [rig.stored(p).status for p in (one, two)] == [S.ROUTED, S.ROUTED]
+    assert rig.kinds() == ["new_incident", "new_incident"]
+
+
+def test_a_report_finds_its_incident_at_the_same_address_behind_a_city_of_newer_complaints() -> None:
+    # Grouping reads the latest 50 incidents per query: the city's newer road complaints (other houses) must not
+    # push the older incident at this very address out of sight.
+    rig = Rig()
+    first = rig.post("1", POTHOLE, "1001")
+    for n in range(2, 62):
+        rig.now += timedelta(minutes=30)
+        rig.post(str(n), f"На ул. Садовой, {n} третий день не чистят снег с тротуара", str(1000 + n))
+    rig.now += timedelta(hours=1)
+    again = rig.post("99", POTHOLE_AGAIN, "1099")
+    assert rig.stored(again).merged_into == first.incident_id and rig.stored(first).residents == 2

@@ -61,6 +61,14 @@ def test_different_house_is_not_the_same() -> None:
     assert not m.same and "different houses" in m.reasons[0]
 
 
+def test_the_same_complaint_about_another_street_is_another_problem() -> None:
+    text = "На ул. {} огромная яма на дороге, машины пробивают колёса"
+    m = same_problem(key(text.format("Ленина"), "roads"), key(text.format("Садовой"), "roads"))
+    assert not m.same and any("different streets" in r for r in m.reasons)
+    crossroads = "На перекрёстке у школы № 5, ул. {} огромная яма на дороге, машины пробивают колёса"
+    assert same_problem(key(crossroads.format("Ленина"), "roads"), key(crossroads.format("Садовой"), "roads")).same
+
+
 def test_category_and_municipality_gate() -> None:
     assert not same_problem(key(HOT, "housing_utilities"), key(HOT, "education")).same
     other = problem_key(HOT, "housing_utilities", "shakhty", T0, settlements=())

@@ -403,6 +403,7 @@ class RouteRig:
     email: RecordingSender = field(default_factory=RecordingSender)
     clock: Clock = field(default_factory=Clock)
     channels: tuple[Channel, ...] = (Channel.WEBHOOK, Channel.EMAIL)
+    grouping: PostGrouper | None = None
 
     @property
     def service(self) -> RouteService:
@@ -418,6 +419,7 @@ class RouteRig:
             ),
             clock_hours_deadlines(),
             self.clock,
+            grouping=self.grouping,
         )
 
     def store(self, incident: Incident) -> Incident:
