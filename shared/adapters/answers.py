@@ -8,6 +8,7 @@ characters each with attachments are under 5 MB), far less than the function's m
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -15,6 +16,9 @@ import httpx
 from shared.domain.errors import PermanentError
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# httpx's read timeout bounds each wait for the next bytes, not the whole body: a server dripping a byte every
+# few seconds would hold the ingest run (and every source after it) to its own timeout. A whole answer gets this.
+MAX_ANSWER_SECONDS = 60.0
 
 
 class AnswerTooLarge(PermanentError):
@@ -22,12 +26,15 @@ class AnswerTooLarge(PermanentError):
 
 
 def send(
-    http: httpx.Client, method: str, url: str, *, what: str, limit: int = MAX_ANSWER_BYTES, **kwargs: Any
+    http: httpx.Client, method: str, url: str, *, what: str, limit: int | None = None, **kwargs: Any
 ) -> tuple[httpx.Response, bytes]:
     """``http.request(method, url, **kwargs)``, returning the response (status and headers; its body is read and
     closed) and the body, decoded from any Content-Encoding. ``AnswerTooLarge`` (naming ``what``) once the body is
-    over ``limit`` bytes, whether announced or not; httpx's own errors (``httpx.TransportError``: a transfer cut
-    short, a timeout) as they come."""
+    over ``limit`` bytes, whether announced or not; ``httpx.ReadTimeout`` once the answer has taken more than
+    ``MAX_ANSWER_SECONDS``; httpx's own errors (``httpx.TransportError``: a transfer cut short, a timeout) as they
+    come. ``limit`` None: ``MAX_ANSWER_BYTES``."""
+    limit = MAX_ANSWER_BYTES if limit is None else limit
+    deadline = time.monotonic() + MAX_ANSWER_SECONDS
     with http.stream(method, url, **kwargs) as response:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -37,4 +44,8 @@ def send(
             body += chunk
             if len(body) > limit:
                 raise AnswerTooLarge(f"{what}: the answer is more than the {limit:,} bytes accepted")
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout(
+                    f"{what}: the answer took more than {MAX_ANSWER_SECONDS:.0f} s", request=response.request
+                )
     return response, bytes(body)

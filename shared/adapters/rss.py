@@ -25,6 +25,7 @@ from typing import Any
 import feedparser  # type: ignore[import-untyped]
 import httpx
 
+from shared.adapters.answers import send
 from shared.adapters.politeness import Polite
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
 from shared.domain.models import Attachment, Geo, Post
@@ -64,12 +65,13 @@ class RssConnector:
             headers["If-None-Match"] = str(cursor["etag"])
         if cursor.get("modified"):
             headers["If-Modified-Since"] = str(cursor["modified"])
-        response = self.polite.call(lambda: self._get(headers))
-        if response is None:  # 304 Not Modified
+        answer = self.polite.call(lambda: self._get(headers))
+        if answer is None:  # 304 Not Modified
             return FetchResult(posts=[], cursor=dict(cursor))
+        response, body = answer
         fetched_at = self.clock()
         parsed = feedparser.parse(
-            response.content,
+            body,
             response_headers={
                 "content-type": response.headers.get("Content-Type", "application/xml"),
                 "content-location": str(response.url),  # relative links resolve against the feed's address
@@ -77,7 +79,7 @@ class RssConnector:
         )
         entries: list[Any] = list(parsed.get("entries") or [])
         if not entries and (parsed.get("bozo") or not parsed.get("version")):
-            raise PermanentError(f"not an RSS/Atom feed: {self.url}: {_why_not_a_feed(parsed, response)}")
+            raise PermanentError(f"not an RSS/Atom feed: {self.url}: {_why_not_a_feed(parsed, response, body)}")
 
         seen_before = {str(i) for i in cursor.get("seen", [])}
         ids_in_feed: list[str] = []
@@ -111,9 +113,12 @@ class RssConnector:
         }
         return FetchResult(posts=[p for _, _, p in fresh], cursor=new_cursor, rejected=rejected)
 
-    def _get(self, headers: dict[str, str]) -> httpx.Response | None:
+    def _get(self, headers: dict[str, str]) -> tuple[httpx.Response, bytes] | None:
         try:
-            response = self.http.get(self.url, headers=headers, follow_redirects=True)
+            # Streamed and cut off at answers.MAX_ANSWER_BYTES: a broken site must not take ingest down with it.
+            response, body = send(
+                self.http, "GET", self.url, what=f"RSS {self.source_id}", headers=headers, follow_redirects=True
+            )
         except httpx.TooManyRedirects as exc:
             raise SourceAccessError(f"RSS {self.source_id}: redirect loop at {self.url}", GONE_ACTION) from exc
         except httpx.RequestError as exc:  # timeouts, refused connections, broken TLS, a garbled transfer
@@ -129,7 +134,7 @@ class RssConnector:
             raise SourceAccessError(f"RSS {self.source_id}: HTTP {status} for {self.url}", REFUSED_ACTION)
         if status >= 400:
             raise PermanentError(f"RSS {self.source_id}: HTTP {status} for {self.url}")
-        return response
+        return response, body
 
     def _post(self, entry: Any, entry_id: str, fetched_at: datetime) -> Post | None:
         title = _plain(str(entry.get("title") or ""), (entry.get("title_detail") or {}).get("type"))
@@ -241,12 +246,12 @@ def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _why_not_a_feed(parsed: Any, response: httpx.Response) -> str:
+def _why_not_a_feed(parsed: Any, response: httpx.Response, body: bytes) -> str:
     problem = parsed.get("bozo_exception")
     kind = response.headers.get("Content-Type", "no content type")
     if problem is not None:
         return f"{type(problem).__name__}: {problem} ({kind})"
-    return f"no RSS or Atom document in the body ({kind}, {len(response.content)} bytes)"
+    return f"no RSS or Atom document in the body ({kind}, {len(body)} bytes)"
 
 
 # --- HTML -> plain text ---------------------------------------------------------------------------------

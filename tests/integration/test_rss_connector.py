@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from otklik.standins.rss import DEMO_FEEDS, FeedStandIn
+from shared.adapters import answers
 from shared.adapters.politeness import Polite
 from shared.adapters.rss import SEEN_LIMIT, RssConnector
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
@@ -212,6 +213,14 @@ def test_a_feed_feedparser_marks_bozo_but_reads_is_used(feeds: FeedStandIn) -> N
     )
     [post] = connector(feeds.feed_url("sloppy.xml")).fetch(None).posts
     assert post.post_id == "x1" and post.text == "Яма на Советской"
+
+
+def test_a_feed_larger_than_any_honest_one_is_refused_unread(feeds: FeedStandIn, monkeypatch: Any) -> None:
+    monkeypatch.setattr(answers, "MAX_ANSWER_BYTES", 64 * 1024)  # the default (16 MiB) at a test's size
+    item = '<item><title>Яма на Советской</title><guid isPermaLink="false">x{}</guid></item>'
+    feeds.set_feed("huge.xml", rss("".join(item.format(n) for n in range(2_000))))
+    with pytest.raises(answers.AnswerTooLarge, match="RSS rss-test"):
+        connector(feeds.feed_url("huge.xml")).fetch(None)
 
 
 def test_an_empty_but_valid_feed_is_no_posts(feeds: FeedStandIn) -> None:

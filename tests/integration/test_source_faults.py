@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -489,3 +490,22 @@ def test_an_answer_without_a_length_is_read_no_further_than_the_limit() -> None:
     with httpx.Client(transport=httpx.MockTransport(handler)) as http, pytest.raises(answers.AnswerTooLarge) as err:
         answers.send(http, "POST", "http://vk.invalid/method/wall.get", what="VK wall.get", limit=64 * 1024)
     assert "VK wall.get" in str(err.value) and len(sent) <= 65
+
+
+def test_an_answer_dripping_slowly_is_given_up_on_after_the_answer_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk comes within the read timeout, so only a deadline on the whole answer ends it."""
+    monkeypatch.setattr(answers, "MAX_ANSWER_SECONDS", 0.3)
+    sent: list[int] = []
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(100):
+            sent.append(1)
+            time.sleep(0.02)
+            yield b"x"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=drip())
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http, pytest.raises(httpx.ReadTimeout) as err:
+        answers.send(http, "POST", "http://vk.invalid/method/wall.get", what="VK wall.get")
+    assert "VK wall.get" in str(err.value) and len(sent) < 40
