@@ -43,6 +43,11 @@ class GroupCandidates(Protocol):
         than ``since``, latest first."""
         ...
 
+    def group_stored_since(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        """Incidents whose ``group_keys`` hold any of ``keys`` (at most 30), stored (``created_at``) at ``since``
+        or later, oldest first: route's check for twins, which are stored moments apart."""
+        ...
+
 
 class CursorStore(Protocol):
     def get(self, source_id: str) -> dict[str, Any] | None: ...

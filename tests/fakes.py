@@ -62,6 +62,11 @@ class MemoryIncidents:
         ]
         return sorted(found, key=lambda i: i.last_post_at or since, reverse=True)[:limit]
 
+    def group_stored_since(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        wanted = set(keys[:30])
+        found = [i for i in self.items.values() if wanted & set(i.group_keys) and i.created_at >= since]
+        return sorted(found, key=lambda i: (i.created_at, i.id))[:limit]
+
     def created_between(self, start: datetime, end: datetime, page: int = 500) -> list[Incident]:
         found = [i for i in self.items.values() if start <= i.created_at < end]
         return sorted(found, key=lambda i: (i.created_at, i.id))
@@ -220,4 +225,7 @@ class NoCandidates:
     nothing yet (route folds the twins: services/group_posts.py)."""
 
     def group_candidates(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        return []
+
+    def group_stored_since(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
         return []

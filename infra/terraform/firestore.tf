@@ -107,6 +107,26 @@ resource "google_firestore_index" "incidents_group" {
   depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
+# route's check for twins (FirestoreIncidents.group_stored_since): group_keys ARRAY_CONTAINS_ANY [...] AND
+# created_at >= t ORDER BY created_at — incidents about the same problem stored moments apart.
+resource "google_firestore_index" "incidents_group_stored" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = "incidents"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path   = "group_keys"
+    array_config = "CONTAINS"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+
+  depends_on = [google_project_service.this, google_firestore_database.this]
+}
+
 # Markers of what was already handled (FirestoreMarkers): published_posts (posts published by any path, kept
 # 60 days) and vk_callback_events (Callback API events, kept 7 days). Each document carries expire_at; a TTL
 # policy on it lets Firestore delete the document after that time (typically within 24 hours of it). Nothing

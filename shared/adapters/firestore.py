@@ -176,6 +176,19 @@ class FirestoreIncidents:
         )
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
+    def group_stored_since(self, keys: Sequence[str], since: datetime, limit: int) -> list[Incident]:
+        """Route's check for twins (services/group_posts.py): incidents indexed under any of ``keys``, stored
+        since ``since``. A few minutes back, so it reads a handful, not the 50 of a city's category."""
+        if not keys:
+            return []
+        query = (
+            self.collection.where(filter=FieldFilter("group_keys", "array_contains_any", list(keys)[:30]))
+            .where(filter=FieldFilter("created_at", ">=", since))
+            .order_by("created_at")
+            .limit(limit)
+        )
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
     def undelivered_since(self, before: datetime, limit: int) -> list[Incident]:
         # Composite index (undelivered, routed_at), declared in infra/terraform/firestore.tf.
         query = (

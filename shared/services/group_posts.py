@@ -64,6 +64,9 @@ MAX_GROUP_KEYS = 60  # an incident's index keys: its own and those of its report
 # Reports kept on the incident (about 250 bytes each): far below Firestore's 1 MiB per document. Posts beyond
 # are still stored as merged documents pointing at it; the count of residents stops growing there.
 MAX_REPORTS = 500
+# How long before an incident a twin may have been stored: classify stamps created_at when a message arrives and
+# stores the incident a moment later (the function's timeout is a minute); ten minutes leaves room for skew.
+TWIN_WINDOW = timedelta(minutes=10)
 RAISE_TO_HIGH = 3  # different residents writing about one problem: it matters to more than one household
 PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL)
 
@@ -117,7 +120,8 @@ class PostGrouper:
 
     def decide(self, post: Post, classification: Classification) -> tuple[ProblemKey, Decision]:
         key = key_of_post(post, classification)
-        found = self._candidates(key)
+        since = post.published_at - OPEN_JOIN_MAX
+        found = self._candidates(key, lambda keys: self.candidates.group_candidates(keys, since, MAX_CANDIDATES))
         if post.parent_post_id is not None:
             # A comment under a post is most likely about that post's problem: its incident is a candidate even
             # when the comment names no place (the rule still has to agree).
@@ -128,17 +132,15 @@ class PostGrouper:
                 found.append(parent)
         return key, decide(key, [candidate_of(i) for i in found if i.id != post.incident_id])
 
-    def _candidates(self, key: ProblemKey) -> list[Incident]:
-        """The incidents under the post's place keys (address, numbered landmark, geo cells), then the latest under
-        its broad keys (municipality and category). Two queries, as each is ordered by latest post and limited:
-        in one, a city's newest complaints of the category would push out an older incident at the very same
-        address."""
-        since = key.published_at - OPEN_JOIN_MAX
+    @staticmethod
+    def _candidates(key: ProblemKey, read: Callable[[list[str]], list[Incident]]) -> list[Incident]:
+        """The incidents under the post's place keys (address, numbered landmark, geo cells), then those under
+        its broad keys (municipality and category). Two queries, as each is ordered and limited: in one, a city's
+        other complaints of the category would push out the incident at the very same address."""
         keys = query_keys(key)
         placed = [k for k in keys if is_place_key(k)]
-        found = {i.id: i for i in self.candidates.group_candidates(placed, since, MAX_CANDIDATES)} if placed else {}
-        broad = [k for k in keys if not is_place_key(k)]
-        for incident in self.candidates.group_candidates(broad, since, MAX_CANDIDATES):
+        found = {i.id: i for i in read(placed)} if placed else {}
+        for incident in read([k for k in keys if not is_place_key(k)]):
             found.setdefault(incident.id, incident)
         return list(found.values())
 
@@ -150,7 +152,10 @@ class PostGrouper:
         if any(change.status is S.MERGED for change in incident.status_history):
             return None  # split out of an incident by the operator: their decision stands
         key = key_of_post(incident.post, incident.classification)
-        found = self._candidates(key)
+        # A twin is what classify could not see: stored while this one was being classified, so moments before
+        # it, or after it. One stored earlier than that was there to be seen (classify would have joined it).
+        since = incident.created_at - TWIN_WINDOW
+        found = self._candidates(key, lambda keys: self.candidates.group_stored_since(keys, since, MAX_CANDIDATES))
         mine = (incident.created_at, incident.id)
         earlier = [
             candidate_of(i)

@@ -181,3 +181,20 @@ def test_group_candidates_finds_incidents_by_any_key_with_a_recent_post_latest_f
     assert [i.id for i in incidents.group_candidates([address, broad], since, 1)] == [newer.id]
     assert incidents.group_candidates(["nowhere|roads"], since, 10) == []
     assert incidents.group_candidates([], since, 10) == []
+
+
+def test_group_stored_since_finds_incidents_by_any_key_stored_lately_oldest_first(db: firestore.Client) -> None:
+    incidents = FirestoreIncidents(db)
+    address, broad = "kirov|roads|a:ленин|102", "kirov|roads"
+    twin = make_incident("1", group_keys=(address, broad), created_at=T0 - timedelta(minutes=2))
+    later = make_incident("2", group_keys=(broad,), created_at=T0 + timedelta(seconds=1))
+    long_ago = make_incident("3", group_keys=(address, broad), created_at=T0 - timedelta(days=2))
+    elsewhere = make_incident("4", group_keys=("shakhty|roads",), created_at=T0)
+    for i in (twin, later, long_ago, elsewhere):
+        incidents.create(i)
+    since = T0 - timedelta(minutes=10)
+
+    assert [i.id for i in incidents.group_stored_since([address], since, 10)] == [twin.id]
+    assert [i.id for i in incidents.group_stored_since([address, broad], since, 10)] == [twin.id, later.id]
+    assert [i.id for i in incidents.group_stored_since([address, broad], since, 1)] == [twin.id]
+    assert incidents.group_stored_since([], since, 10) == []

@@ -360,6 +360,17 @@ def test_a_new_incident_folds_into_its_twin_already_routed_and_a_dangerous_one_r
     assert sorted(d.department.id for d in rig.email.sent[1:]) == ["edds", "roads"]
 
 
+def test_an_incident_stored_long_before_is_no_twin_classify_could_not_see() -> None:
+    # Classify saw everything stored before it started; route looks only minutes back for what it could not see
+    # (an operator who split a post out of an old incident, say, keeps it apart).
+    rig = Rig()
+    old = rig.post("1", POTHOLE, "1001")
+    rig.now += timedelta(hours=2)
+    [message] = rig.classified_together(make_post("2", text=POTHOLE_AGAIN, author_id="1002", published_at=rig.now))
+    rig.route.handle(message)
+    assert rig.stored(old).residents == 1 and rig.kinds() == ["new_incident", "new_incident"]
+
+
 def test_new_incidents_about_different_problems_are_each_routed() -> None:
     rig = Rig()
     one, two = (

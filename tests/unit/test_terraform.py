@@ -444,7 +444,8 @@ QUERIES = [
     FirestoreIncidents.open_incidents,
     FirestoreIncidents.created_between,
     FirestoreIncidents.created_in_range_page,  # open311
-    FirestoreIncidents.group_candidates,  # grouping: classify's, and route's check for twins
+    FirestoreIncidents.group_candidates,  # classify's grouping
+    FirestoreIncidents.group_stored_since,  # route's check for twins
 ]
 
 
