@@ -19,6 +19,7 @@ Measured:
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -229,5 +230,8 @@ def _subtract(after: dict[str, dict[str, float]], before: dict[str, dict[str, fl
     return difference
 
 
-def bench_pipeline(sizes: tuple[int, ...] = (1_000, 10_000)) -> dict[str, Any]:
+def bench_pipeline(sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """``BENCH_PIPELINE_SIZES`` (comma-separated, default ``1000,3000``) chooses the runs."""
+    if sizes is None:
+        sizes = tuple(int(n) for n in os.environ.get("BENCH_PIPELINE_SIZES", "1000,3000").split(",") if n.strip())
     return {str(n): run_pipeline(n) for n in sizes}

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "classifier": bench_classifier,
         "cold_start": bench_cold_start,
         "ingest": bench_ingest,
-        # The local stack with N = 1,000 and 10,000 posts (about 15 minutes on 2 cores), then its cost.
+        # The local stack with N = 1,000 and 3,000 posts (BENCH_PIPELINE_SIZES; about 5 minutes on 2 cores), then
+        # its cost.
         "pipeline": bench_pipeline,
         "cost": bench_cost,
     }
