@@ -151,7 +151,7 @@ class PostGrouper:
             return None  # grouping was off when it was classified, or it has been routed before
         if any(change.status is S.MERGED for change in incident.status_history):
             return None  # split out of an incident by the operator: their decision stands
-        key = key_of_post(incident.post, incident.classification)
+        key = stored_key(incident)  # its own post's: a new incident has no reports yet
         # A twin is what classify could not see: stored while this one was being classified, so moments before
         # it, or after it. One stored earlier than that was there to be seen (classify would have joined it).
         since = incident.created_at - TWIN_WINDOW
@@ -245,7 +245,9 @@ class PostGrouper:
         now = self.clock()
         post = merged.post
         residents = count_residents(i.post.author_id, [*(r.author_id for r in i.reports), post.author_id])
-        key = key_of_post(post, merged.classification)
+        # The merged post's own key. A twin route folded stored it as its group (unless reports joined it since,
+        # which moved its group on to their latest post).
+        key = stored_key(merged) if merged.group and not merged.reports else key_of_post(post, merged.classification)
         keys = tuple(dict.fromkeys([*i.group_keys, *candidate_keys(key)]))[:MAX_GROUP_KEYS]
         last = max(i.last_post_at or i.post.published_at, post.published_at)
         priority = raised_priority(i.classification.priority, residents, merged.classification)
@@ -325,14 +327,19 @@ class PostGrouper:
         return departments_of(self.directory(), incident)
 
 
+def stored_key(incident: Incident) -> ProblemKey:
+    """The key classify stored with the incident (of its latest post), read back without the morphology: route
+    never loads pymorphy3. Incidents stored before grouping get their key from their post."""
+    if incident.group:
+        return ProblemKey.from_dict(incident.group)
+    return key_of_post(incident.post, incident.classification)
+
+
 def candidate_of(incident: Incident) -> Candidate:
-    """What the rule needs of a stored incident; incidents stored before grouping get their key from their post."""
-    key = (
-        ProblemKey.from_dict(incident.group) if incident.group else key_of_post(incident.post, incident.classification)
-    )
+    """What the rule needs of a stored incident."""
     return Candidate(
         id=incident.id,
-        key=key,
+        key=stored_key(incident),
         status=incident.status.value,
         created_at=incident.created_at,
         last_post_at=incident.last_post_at,

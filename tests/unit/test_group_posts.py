@@ -20,6 +20,7 @@ from shared.domain.models import (
     Priority,
     RoutingRule,
 )
+from shared.services import grouping
 from shared.services.classify import ClassifyService
 from shared.services.group_posts import RAISE_TO_HIGH, PostGrouper, raised_priority
 from shared.services.notify import Notifier
@@ -358,6 +359,22 @@ def test_a_new_incident_folds_into_its_twin_already_routed_and_a_dangerous_one_r
     # The duty service hears of the raise, once; nobody hears of a second incident.
     assert rig.kinds() == ["new_incident", "raised.1", "raised.1"]
     assert sorted(d.department.id for d in rig.email.sent[1:]) == ["edds", "roads"]
+
+
+def test_route_folds_twins_with_the_keys_classify_stored_without_the_morphology(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rig = Rig()
+    vk = make_post("1", text=POTHOLE, author_id="1001", published_at=rig.now)
+    ok = make_post("2", text=POTHOLE_AGAIN, author_id="1002", published_at=rig.now, source="ok")
+    messages = rig.classified_together(vk, ok)
+
+    def no_morphology(text: str) -> None:
+        raise AssertionError("route tokenized a post: it would load pymorphy3")
+
+    monkeypatch.setattr(grouping, "tokenize", no_morphology)
+    for message in messages:
+        rig.route.handle(message)
+    assert sorted(rig.stored(p).status for p in (vk, ok)) == [S.MERGED, S.ROUTED]
+    assert rig.kinds() == ["new_incident"]
 
 
 def test_an_incident_stored_long_before_is_no_twin_classify_could_not_see() -> None:
