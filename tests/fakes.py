@@ -151,8 +151,11 @@ class RecordingSender:
         self.sent: list[Delivery] = []
         self.failures = 0
         self.error: Exception = TransientError("receiver unavailable")
+        self.while_sending: Callable[[Delivery], None] | None = None  # runs inside send: to interleave workers
 
     def send(self, delivery: Delivery) -> None:
+        if self.while_sending is not None:
+            self.while_sending(delivery)
         if self.failures > 0:
             self.failures -= 1
             raise self.error

@@ -32,6 +32,8 @@ ACTOR = "route"
 NEW_INCIDENT = "new_incident"
 REROUTED = "rerouted"
 DELIVERY_FAILED = "delivery_failed"
+SENDING = str(NotificationStatus.SENDING)
+FINAL = frozenset({str(NotificationStatus.SENT), str(NotificationStatus.FAILED)})
 ANSWER = "answer"
 REPLYING_SOURCES = frozenset({"vk"})  # networks where Otklik can comment under the author's post
 
@@ -171,7 +173,12 @@ class RouteService:
         def change(current: Incident) -> Incident | None:
             if current.routing_round != incident.routing_round:
                 return None  # a new round began meanwhile (re-routed, reopened, raised): these outcomes are stale
-            merged = {**current.delivery, **delivery}
+            # A channel's notification that was sent (or failed for good) stays so: "sending" from a copy that
+            # found it claimed by another worker is older news, whichever copy records last.
+            merged = {
+                **current.delivery,
+                **{k: v for k, v in delivery.items() if current.delivery.get(k) not in FINAL or v != SENDING},
+            }
             undelivered = any(v != NotificationStatus.SENT for v in merged.values())
             new_failures = [k for k in failed if current.delivery.get(k) != NotificationStatus.FAILED]
             if merged == current.delivery and undelivered == current.undelivered and not new_failures:

@@ -58,8 +58,11 @@ def assert_each_notification_sent_exactly_once(stack: LocalStack) -> None:
 def wait_until_delivered(stack: LocalStack, timeout: float = 120.0) -> None:
     """Remind's redeliveries go through Pub/Sub: wait for route to finish them, not just for a quiet moment."""
     deadline = time.monotonic() + timeout
-    while [i for i in docs(stack, "incidents").values() if i.get("undelivered")] and time.monotonic() < deadline:
+    while (stuck := {i["id"]: i["delivery"] for i in docs(stack, "incidents").values() if i.get("undelivered")}) and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.5)
+    assert not stuck, f"still undelivered after {timeout:.0f}s (channel states): {stuck}"
     assert stack.bridge is not None
     stack.bridge.wait_idle(quiet=1.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -678,6 +679,51 @@ def test_a_notification_claimed_by_another_worker_within_the_lease_is_retried_la
     rig.clock.advance(seconds=1)  # the other worker's lease has run out
     rig.route(incident)
     assert sorted(rig.sent()) == [("shakhty-roads", Channel.EMAIL), ("shakhty-roads", Channel.WEBHOOK)]
+
+
+def test_a_copy_that_found_a_channel_busy_does_not_mark_it_undelivered_after_the_other_copy_sent_it() -> None:
+    # Pub/Sub may hand two workers one message at once, and the copy whose retry would correct its record may
+    # never come (the other acked the message). Copy A claims the webhook; copy B finds it busy and sends the
+    # e-mail; A sends the webhook and finds the e-mail busy; B records last. Both channels were sent, once.
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty"))
+    a_sending, a_done = threading.Event(), threading.Event()
+    a_error: list[BaseException] = []
+
+    def copy_a() -> None:
+        try:
+            rig.route(incident)
+        except TransientError as exc:
+            a_error.append(exc)
+        finally:
+            a_done.set()
+
+    def a_webhook(_: object) -> None:
+        rig.webhook.while_sending = None
+        a_sending.set()
+        assert b_emailing.wait(10)
+
+    b_emailing = threading.Event()
+
+    def b_email(_: object) -> None:
+        rig.email.while_sending = None
+        b_emailing.set()
+        assert a_done.wait(10)  # A sends the webhook, finds the e-mail busy and records, all before B records
+
+    rig.webhook.while_sending = a_webhook
+    rig.email.while_sending = b_email
+    a = threading.Thread(target=copy_a)
+    a.start()
+    assert a_sending.wait(10)
+    with pytest.raises(TransientError, match="another worker"):
+        rig.route(incident)  # copy B
+    a.join(10)
+
+    assert a_error and "another worker" in str(a_error[0])
+    assert sorted(rig.sent()) == [("shakhty-roads", Channel.EMAIL), ("shakhty-roads", Channel.WEBHOOK)]
+    done = rig.stored(incident)
+    assert done.delivery == {"shakhty-roads/webhook": "sent", "shakhty-roads/email": "sent"}
+    assert not done.undelivered
 
 
 def test_an_unknown_incident_is_a_permanent_error() -> None:
