@@ -33,7 +33,11 @@ NEW_INCIDENT = "new_incident"
 REROUTED = "rerouted"
 DELIVERY_FAILED = "delivery_failed"
 SENDING = str(NotificationStatus.SENDING)
-FINAL = frozenset({str(NotificationStatus.SENT), str(NotificationStatus.FAILED)})
+SENT = str(NotificationStatus.SENT)
+# Open and owned by its departments: each of them is told, even once another took it into work or the city
+# answered the author in the thread (the problem itself is still theirs to fix).
+ROUTABLE = frozenset({IncidentStatus.NEW, IncidentStatus.ROUTED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.ANSWERED})
+FINAL = frozenset({SENT, str(NotificationStatus.FAILED)})
 ANSWER = "answer"
 REPLYING_SOURCES = frozenset({"vk"})  # networks where Otklik can comment under the author's post
 
@@ -86,14 +90,33 @@ class RouteService:
             folded = self._fold_into_twin(incident)
             if folded is not None:
                 return folded
-        if incident.status not in (IncidentStatus.NEW, IncidentStatus.ROUTED):
-            return f"incident {incident.id} is {incident.status}: nothing to route"
+        if incident.status not in ROUTABLE:
+            return self._drop_delivery(incident)
         # The departments of the incident as it is inside the transaction: classify may have raised its priority
         # (another resident's dangerous report) since it was read above, and critical ones have more owners.
         routed = self.incidents.update(incident.id, lambda i: self._mark_routed(i, self.directory.departments_for(i)))
         if routed is None:
             raise PermanentError(f"incident {message.incident_id} disappeared while routing")
+        if routed.status not in ROUTABLE:
+            return self._drop_delivery(routed)
         return self._notify_all(routed)
+
+    def _drop_delivery(self, incident: Incident) -> str:
+        """An incident closed, rejected, merged or found irrelevant while some department was still to be told:
+        nobody has to act on it any more, so it stops being undelivered (or remind would hand it back for ever)."""
+        if not incident.undelivered:
+            return f"incident {incident.id} is {incident.status}: nothing to route"
+
+        def settle(i: Incident) -> Incident | None:
+            if not i.undelivered or i.status in ROUTABLE:
+                return None
+            note = f"{i.status} before every department was told; not sent: " + ", ".join(
+                k for k, v in i.delivery.items() if v != SENT
+            )
+            return record_event(i, "delivery_dropped", at=self.clock(), actor=ACTOR, note=note[:500], undelivered=False)
+
+        self.incidents.update(incident.id, settle)
+        return f"incident {incident.id} is {incident.status}: its undelivered notifications are not needed any more"
 
     def _fold_into_twin(self, incident: Incident) -> str | None:
         """Two posts about one new problem classified at the same moment made two incidents (group_posts.py):

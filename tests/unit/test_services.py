@@ -14,6 +14,7 @@ from shared.contracts import IncidentClassifiedV1, PostFetchedV1, incident_class
 from shared.domain.deadlines import ClockRule, DeadlinePolicy, Deadlines
 from shared.domain.errors import PermanentError, TransientError
 from shared.domain.ids import notification_id_for
+from shared.domain.lifecycle import transition
 from shared.domain.models import (
     Channel,
     Classification,
@@ -733,13 +734,55 @@ def test_an_unknown_incident_is_a_permanent_error() -> None:
     assert rig.sent() == []
 
 
-@pytest.mark.parametrize("status", [S.IRRELEVANT, S.ANSWERED, S.CLOSED, S.REJECTED])
+@pytest.mark.parametrize("status", [S.IRRELEVANT, S.CLOSED, S.REJECTED, S.MERGED])
 def test_an_incident_no_longer_waiting_for_routing_is_left_alone(status: IncidentStatus) -> None:
     rig = RouteRig()
     incident = rig.store(incident_about("roads", "shakhty", status=status))
     rig.route(incident)
     assert rig.stored(incident) == incident
     assert rig.sent() == []
+
+
+@pytest.mark.parametrize("status", [S.ACKNOWLEDGED, S.ANSWERED])
+def test_a_department_not_yet_told_is_told_after_the_incident_was_taken_into_work_or_answered(
+    status: IncidentStatus,
+) -> None:
+    # The webhook was down when it was routed; meanwhile the city answered the author in the thread (or the other
+    # channel's clerk took it into work). The problem is still the department's: remind hands it back, and route
+    # finishes what was not delivered.
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty"))
+    rig.webhook.failures = 1
+    with pytest.raises(TransientError):
+        rig.route(incident)
+    rig.incidents.update(incident.id, lambda i: transition(i, status, at=T0, actor="threads"))
+
+    rig.route(incident)
+
+    assert sorted(rig.sent()) == [("shakhty-roads", Channel.EMAIL), ("shakhty-roads", Channel.WEBHOOK)]
+    done = rig.stored(incident)
+    assert done.status is status and not done.undelivered and set(done.delivery.values()) == {"sent"}
+
+
+@pytest.mark.parametrize("status", [S.IRRELEVANT, S.CLOSED, S.REJECTED])
+def test_an_incident_closed_before_every_department_was_told_stops_being_undelivered(status: IncidentStatus) -> None:
+    rig = RouteRig()
+    incident = rig.store(incident_about("roads", "shakhty"))
+    rig.webhook.failures = 1
+    with pytest.raises(TransientError):
+        rig.route(incident)
+    steps = [S.ANSWERED, S.CLOSED] if status is S.CLOSED else [status]  # closed: answered, then resolved
+    for step in steps:
+        rig.incidents.update(incident.id, lambda i, step=step: transition(i, step, at=T0, actor="operator"))
+
+    rig.route(incident)  # remind handed it back
+    rig.route(incident)  # and a replay
+
+    assert rig.sent() == [("shakhty-roads", Channel.EMAIL)]
+    settled = rig.stored(incident)
+    assert not settled.undelivered and settled.delivery["shakhty-roads/webhook"] == "sending"
+    [dropped] = [e for e in settled.events if e.kind == "delivery_dropped"]
+    assert dropped.note.startswith(f"{status} before every department was told") and "webhook" in dropped.note
 
 
 def test_a_routed_department_is_notified_even_if_routing_changed_before_the_redelivery() -> None:
