@@ -89,6 +89,8 @@ class RouteService:
         if self.grouping is not None:
             folded = self._fold_into_twin(incident)
             if folded is not None:
+                if incident.undelivered:  # merged after it was routed: its notifications are not needed any more
+                    self._drop_delivery(incident)
                 return folded
         if incident.status not in ROUTABLE:
             return self._drop_delivery(incident)

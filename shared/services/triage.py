@@ -257,6 +257,7 @@ class TriageService:
                 reports=(),
                 group_keys=(),
                 next_check_at=None,
+                undelivered=False,  # the incident it went into is the departments' now: nothing left to tell
             )
 
         self._update(incident_id, give)

@@ -8,12 +8,14 @@ from datetime import timedelta
 import pytest
 
 from shared.config import RoutingConfig
+from shared.contracts import incident_classified
+from shared.domain.errors import TransientError
 from shared.domain.models import Department, IncidentStatus, Priority
 from shared.services.group_posts import PostGrouper
 from shared.services.responses import AccessDenied, ActionRefused, ResponseService
 from shared.services.routing import RuleDirectory
 from shared.services.triage import QueueFilter, TriageService
-from tests.builders import shipped_deadlines
+from tests.builders import make_post, shipped_deadlines
 from tests.fakes import MemoryFeedback
 from tests.unit.test_group_posts import OTHER_HOUSE, POTHOLE, POTHOLE_AGAIN, Rig
 
@@ -125,6 +127,27 @@ def test_merging_moves_the_post_and_its_reports_and_a_second_merge_changes_nothi
     # A replay of a post that had joined `source` counts on the incident `source` went into, once.
     rig.deliver(third)
     assert rig.stored(target).reports == merged.reports and rig.stored(source).reports == ()
+
+
+def test_an_incident_merged_while_a_department_was_still_to_be_told_is_no_longer_undelivered() -> None:
+    rig = TriageRig()
+    target = rig.post("1", POTHOLE, "1001")
+    source = make_post("2", text=OTHER_HOUSE, author_id="1002", published_at=rig.now)
+    rig.email.failures = 1  # the roads department's mail server refuses it for now
+    with pytest.raises(TransientError):
+        rig.deliver(source)
+    assert rig.stored(source).undelivered
+    sent = len(rig.email.sent)
+
+    rig.triage.merge(rig.operator, source.incident_id, target.incident_id)
+    assert not rig.stored(source).undelivered  # so remind does not hand it back
+
+    # One merged before this rule, handed back by remind: route settles it and tells nobody.
+    rig.incidents.update(source.incident_id, lambda i: i.model_copy(update={"undelivered": True}))
+    rig.route.handle(incident_classified(rig.stored(source)))
+    settled = rig.stored(source)
+    assert not settled.undelivered and settled.events[-1].kind == "delivery_dropped"
+    assert len(rig.email.sent) == sent
 
 
 def test_splitting_a_merged_post_makes_it_an_incident_routed_on_its_own() -> None:
