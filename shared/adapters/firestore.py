@@ -27,7 +27,14 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.config import RoutingConfig
 from shared.domain.errors import TransientError
-from shared.domain.models import Department, Incident, IncidentStatus, Notification, NotificationStatus
+from shared.domain.models import (
+    FINAL_NOTIFICATION_STATUSES,
+    Department,
+    Incident,
+    IncidentStatus,
+    Notification,
+    NotificationStatus,
+)
 from shared.ports import Claim, ClaimState, QuarantinedMessage
 
 INCIDENTS = "incidents"
@@ -47,7 +54,6 @@ DEPARTMENT_TOKENS = "department_tokens"
 MARKER_DAYS = 60
 MAX_CLAIM_STEPS = 20
 OPEN_STATUSES = ["routed", "acknowledged", "answered"]  # waiting for a reply, or for the problem to be solved
-FINAL_STATUSES = {NotificationStatus.SENT.value, NotificationStatus.FAILED.value}
 
 
 def to_document(data: Any) -> Any:
@@ -288,7 +294,7 @@ class FirestoreNotifications:
         def write(tx: firestore.Transaction) -> None:
             stored = ref.get(transaction=tx)
             status = (stored.to_dict() or {}).get("status") if stored.exists else None
-            if status in FINAL_STATUSES and notification.status is NotificationStatus.SENDING:
+            if status in FINAL_NOTIFICATION_STATUSES and notification.status is NotificationStatus.SENDING:
                 return  # a slow worker's late release must not undo another's success
             tx.set(ref, to_document(notification.model_dump(mode="python")))
 

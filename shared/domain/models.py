@@ -280,6 +280,11 @@ class NotificationStatus(StrEnum):
     FAILED = "failed"  # permanent: a 4xx answer, a rejected address
 
 
+# Once sent, or failed for good, a notification stays so: a late "sending" (from a slow worker's release, or from a
+# copy of the message that found it claimed by another) is older news and must not undo it.
+FINAL_NOTIFICATION_STATUSES = frozenset({NotificationStatus.SENT, NotificationStatus.FAILED})
+
+
 class Notification(Model):
     """One message to one department on one channel; ``attempts`` and ``last_error`` say how it went."""
 

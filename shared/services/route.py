@@ -11,6 +11,7 @@ from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.errors import PermanentError, TransientError
 from shared.domain.lifecycle import record_event, transition
 from shared.domain.models import (
+    FINAL_NOTIFICATION_STATUSES,
     Channel,
     Department,
     Incident,
@@ -32,12 +33,9 @@ ACTOR = "route"
 NEW_INCIDENT = "new_incident"
 REROUTED = "rerouted"
 DELIVERY_FAILED = "delivery_failed"
-SENDING = str(NotificationStatus.SENDING)
-SENT = str(NotificationStatus.SENT)
 # Open and owned by its departments: each of them is told, even once another took it into work or the city
 # answered the author in the thread (the problem itself is still theirs to fix).
 ROUTABLE = frozenset({IncidentStatus.NEW, IncidentStatus.ROUTED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.ANSWERED})
-FINAL = frozenset({SENT, str(NotificationStatus.FAILED)})
 ANSWER = "answer"
 REPLYING_SOURCES = frozenset({"vk"})  # networks where Otklik can comment under the author's post
 
@@ -113,7 +111,7 @@ class RouteService:
             if not i.undelivered or i.status in ROUTABLE:
                 return None
             note = f"{i.status} before every department was told; not sent: " + ", ".join(
-                k for k, v in i.delivery.items() if v != SENT
+                k for k, v in i.delivery.items() if v != NotificationStatus.SENT
             )
             return record_event(i, "delivery_dropped", at=self.clock(), actor=ACTOR, note=note[:500], undelivered=False)
 
@@ -198,11 +196,15 @@ class RouteService:
         def change(current: Incident) -> Incident | None:
             if current.routing_round != incident.routing_round:
                 return None  # a new round began meanwhile (re-routed, reopened, raised): these outcomes are stale
-            # A channel's notification that was sent (or failed for good) stays so: "sending" from a copy that
-            # found it claimed by another worker is older news, whichever copy records last.
+            # Whichever copy of the message records last: "sending" from one that found a channel claimed by
+            # another worker does not undo that worker's "sent".
             merged = {
                 **current.delivery,
-                **{k: v for k, v in delivery.items() if current.delivery.get(k) not in FINAL or v != SENDING},
+                **{
+                    k: v
+                    for k, v in delivery.items()
+                    if current.delivery.get(k) not in FINAL_NOTIFICATION_STATUSES or v != NotificationStatus.SENDING
+                },
             }
             undelivered = any(v != NotificationStatus.SENT for v in merged.values())
             new_failures = [k for k in failed if current.delivery.get(k) != NotificationStatus.FAILED]
