@@ -121,7 +121,13 @@ class LocalStack:
             self.firestore_proxy = TcpProxy(*_host_port(self.emulators.firestore_host)).start()
             self.pubsub_proxy = TcpProxy(*_host_port(self.emulators.pubsub_host)).start()
         self.vk = VkStandIn(
-            self.walls_file, DEMO_VK_TOKEN, DEMO_COMMENTS, DEMO_SEARCH_EXTRA, reply_token=DEMO_VK_REPLY_TOKEN
+            self.walls_file,
+            DEMO_VK_TOKEN,
+            DEMO_COMMENTS,
+            DEMO_SEARCH_EXTRA,
+            reply_token=DEMO_VK_REPLY_TOKEN,
+            # The demo's posts are as fresh on any day; other walls (the bench's) are dated by whoever wrote them.
+            dates_as_of=utcnow() if self.walls_file == DEMO_WALLS else None,
         ).start()
         self.feeds = FeedStandIn().start()
         self.telegram = TelegramStandIn().start()

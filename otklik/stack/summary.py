@@ -72,7 +72,8 @@ class RunSummary:
             f"Pushed: {self.push.vk_events} VK Callback API events (answered ok: {self.push.vk_ok}), "
             f"{self.push.inbox_accepted} inbox post",
             f"Ingest, second run: {second['published']} new, "
-            f"{sum(s['duplicates'] for s in second['sources'])} already published (the pushed post, now on its wall)",
+            f"{sum(s['duplicates'] for s in second['sources'])} already published "
+            "(the pushed post, now on its wall and found by VK search)",
             "",
             f"Published to Pub/Sub:         {self.published:>4}",
             f"Incidents stored:             {self.incidents:>4}  "

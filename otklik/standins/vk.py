@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -48,14 +49,21 @@ DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 DEMO_WALLS = DATA / "vk_walls.json"
 DEMO_COMMENTS = DATA / "vk_comments.json"
 DEMO_SEARCH_EXTRA = DATA / "vk_search_extra.json"
+# The moment the demo's VK data was written as of (its newest post is a few hours older). The local stack moves
+# every date by (its start - this), so the demo reads the same on any day: VK search's first-run window and its
+# cursor see the same posts, and the pushed post is always the newest.
+DEMO_AS_OF = datetime(2026, 11, 29, tzinfo=UTC)
 
 
-def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    """Without our ground-truth labels (``_label``), recursively: what VK itself would send."""
+def _strip(item: dict[str, Any], moved_by: int = 0) -> dict[str, Any]:
+    """Without our ground-truth labels (``_label``), recursively: what VK itself would send; with every unix
+    ``date`` ``moved_by`` seconds later."""
     clean = {k: v for k, v in item.items() if not k.startswith("_")}
+    if moved_by and isinstance(clean.get("date"), int):
+        clean["date"] += moved_by
     thread = clean.get("thread")
     if isinstance(thread, dict) and isinstance(thread.get("items"), list):
-        clean["thread"] = {**thread, "items": [_strip(i) for i in thread["items"]]}
+        clean["thread"] = {**thread, "items": [_strip(i, moved_by) for i in thread["items"]]}
     return clean
 
 
@@ -68,8 +76,11 @@ class VkStandIn(LoopbackServer):
         search_extra_file: Path | None = None,
         max_requests_per_second: float | None = None,
         reply_token: str | None = None,
+        dates_as_of: datetime | None = None,
     ) -> None:
+        """``dates_as_of``: the files' dates moved so that ``DEMO_AS_OF`` becomes this moment (None: as written)."""
         super().__init__(_VkHandler)
+        moved_by = int((dates_as_of - DEMO_AS_OF).total_seconds()) if dates_as_of is not None else 0
         self.token = token
         self.reply_token = reply_token  # the community token wall.createComment takes (None: any)
         self.comment_guids: dict[tuple[int, str], int] = {}  # VK keeps a guid's comment: a resend is the same one
@@ -82,18 +93,19 @@ class VkStandIn(LoopbackServer):
         self.walls: dict[int, dict[str, Any]] = {}
         data = json.loads(walls_file.read_text(encoding="utf-8"))
         for community in data["communities"]:
-            items = [_strip(item) for item in community["items"]]
+            items = [_strip(item, moved_by) for item in community["items"]]
             self.walls[int(community["owner_id"])] = {**community, "items": items}
         self.comments: dict[tuple[int, int], list[dict[str, Any]]] = {}
         if comments_file is not None and comments_file.exists():
             raw = json.loads(comments_file.read_text(encoding="utf-8"))["comments"]
             for owner, posts in raw.items():
                 for post_id, comments in posts.items():
-                    self.comments[(int(owner), int(post_id))] = [_strip(c) for c in comments]
+                    self.comments[(int(owner), int(post_id))] = [_strip(c, moved_by) for c in comments]
             self._count_comments()
         self.search_extra: list[dict[str, Any]] = []
         if search_extra_file is not None and search_extra_file.exists():
-            self.search_extra = [_strip(i) for i in json.loads(search_extra_file.read_text(encoding="utf-8"))["items"]]
+            extra = json.loads(search_extra_file.read_text(encoding="utf-8"))["items"]
+            self.search_extra = [_strip(i, moved_by) for i in extra]
 
     @classmethod
     def demo(cls, token: str | None = None) -> VkStandIn:

@@ -38,7 +38,7 @@ def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -
     rows = re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)  (\w+)$", out, flags=re.M)
     assert len(rows) >= 8 and all(status == "ok" and int(fetched) > 0 for _, fetched, *_, status in rows)
     assert "Source errors" not in out
-    assert re.search(r"Ingest, second run: 0 new, 1 already published", out)
+    assert re.search(r"Ingest, second run: 0 new, 2 already published", out)
     assert re.search(r"webhook sink received\s+[1-9]", out)
     assert re.search(r"SMTP sink received\s+[1-9]", out)
     assert "Every post is accounted for" in out
