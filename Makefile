@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 BENCH ?=
 
 .PHONY: help setup run dev test test-unit test-integration test-e2e test-standalone soak lint typecheck \
-        build schemas seed bench classify train eval eval-grouping clean plan deploy
+        build schemas seed bench classify train eval eval-real eval-grouping clean plan deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -83,6 +83,9 @@ train: setup  ## fit the classifier's model on corpus/ (training split) into sha
 
 eval: setup  ## the classifier on the corpus's held-out split: precision/recall, confusion, danger recall
 	@$(OTKLIK) eval
+
+eval-real: setup  ## the classifier on real posts (../shared/eval/real_dev.jsonl or OTKLIK_REAL_EVAL) -> bench/results/eval_real.json
+	@$(OTKLIK) eval-real
 
 eval-grouping: setup  ## grouping posts into incidents on corpus/grouping/pairs.jsonl: precision/recall -> bench/results/grouping.json
 	@$(OTKLIK) eval-grouping

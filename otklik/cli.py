@@ -72,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         help="classify posts: JSON Lines on stdin ({text, source?, community?, geo?: {lat, lon}, municipality?}), "
         "one JSON object per line on stdout; a line that cannot be read gets {error} and the exit status is 1",
     )
-    sub.add_parser("train", help="fit the classifier's model on the corpus's training split (scikit-learn)")
+    trainer = sub.add_parser("train", help="fit the classifier's model on the corpus (scikit-learn)")
+    trainer.add_argument(
+        "--force", action="store_true", help="write the model even if it scores lower on the real development set"
+    )
     evaluate = sub.add_parser("eval", help="measure the shipped classifier on the corpus's held-out split")
     evaluate.add_argument("--split", choices=["held-out", "train", "all"], default="held-out")
+    real = sub.add_parser("eval-real", help="measure the shipped classifier on real posts (../shared/eval)")
+    real.add_argument("--path", type=Path, default=None, help="a JSON Lines file of labelled real posts")
     sub.add_parser(
         "eval-grouping",
         help="measure which posts are grouped into one incident on corpus/grouping/pairs.jsonl (held-out pairs)",
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _train,
         "eval": _eval,
         "eval-grouping": _eval_grouping,
+        "eval-real": _eval_real,
     }[args.command]
     return handler(args)
 
@@ -107,14 +113,21 @@ def _classify(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from otklik.classifier.train import train
 
-    print(json.dumps(train(), indent=2))
-    return 0
+    info = train(force=args.force)
+    print(json.dumps(info, indent=2, ensure_ascii=False))
+    return 0 if info.get("written") else 1
 
 
 def _eval(args: argparse.Namespace) -> int:
     from otklik.classifier.evaluate import main as evaluate
 
     return evaluate(args.split)
+
+
+def _eval_real(args: argparse.Namespace) -> int:
+    from otklik.classifier.evaluate_real import main as evaluate_real
+
+    return evaluate_real(args.path)
 
 
 def _eval_grouping(args: argparse.Namespace) -> int:

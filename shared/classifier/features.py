@@ -5,16 +5,26 @@ and in the classify function, so the model sees in production exactly what it le
   nothing measurable in cross-validation; the taxonomy's phrases carry the pairs that matter;
 - ``v:<lemma>:<form>``: verbs with their tense or mood ("уберите" is a request, "убрали" is done);
 - ``t:<category>``, ``c:+``, ``c:-``, ``d:rules``: the taxonomy's scores (so operators' phrases count);
-- ``f:...``: shape — a question, exclamations, shouting, length, a link, the network it came from.
+- ``f:...``: shape — a question, exclamations, shouting, length, a link;
+- ``g:...``: genre — who speaks and how. A resident writes in the first person ("у нас", "живу", "мы
+  обращались") or to the authorities in the second ("вы", "примите"); a news item or a notice speaks of others
+  in the third person, dates its events ("21 мая", "2024 года"), quotes people and starts with a headline. The
+  topic words of news and complaints are the same ("автобус", "горячая вода"), so on real posts these cues
+  decide more than the topic does.
+
+The network a post came from is deliberately not a feature: it says little about a post and taught the model
+the corpus's proportions instead.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Sequence
 
 from shared.classifier.taxonomy import Scores
-from shared.classifier.text import Token, words
+from shared.classifier.text import Token, _morph, words
 
 STOP_LEMMAS = frozenset(
     [
@@ -45,7 +55,79 @@ STOP_LEMMAS = frozenset(
 )
 
 
-def features(text: str, tokens: Sequence[Token], scores: Scores, source: str | None) -> dict[str, float]:
+FIRST_PERSON = frozenset(
+    [
+        "я",
+        "мы",
+        "мне",
+        "меня",
+        "мной",
+        "нам",
+        "нас",
+        "нами",
+        "мой",
+        "моя",
+        "мое",
+        "мои",
+        "моего",
+        "моей",
+        "моих",
+        "моим",
+        "моему",
+        "наш",
+        "наша",
+        "наше",
+        "наши",
+        "нашего",
+        "нашей",
+        "наших",
+        "нашем",
+        "нашу",
+        "нашим",
+    ]
+)
+SECOND_PERSON = frozenset(["вы", "вас", "вам", "вами", "ваш", "ваша", "ваше", "ваши", "вашего", "вашей", "ваших"])
+_DATE = re.compile(
+    r"\b\d{1,2}\s+(?:январ|феврал|марта|апрел|мая|июн|июл|август|сентябр|октябр|ноябр|декабр)", re.IGNORECASE
+)
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+
+
+@functools.lru_cache(maxsize=100_000)
+def _person(lower: str) -> str:
+    parses = _morph().parse(lower)  # type: ignore[attr-defined]
+    return str(parses[0].tag.person or "") if parses else ""
+
+
+def genre(text: str, ws: Sequence[Token]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    n = max(len(ws), 1)
+    first = sum(1 for t in ws if t.lower in FIRST_PERSON)
+    third = 0
+    for t in ws:
+        if t.form:
+            person = _person(t.lower)
+            first += person == "1per"
+            third += person == "3per"
+    if first:
+        out["g:first"] = 1.0
+    out["g:first_rate"] = min(first / n * 10, 1.0)
+    out["g:third_rate"] = min(third / n * 10, 1.0)
+    if any(t.lower in SECOND_PERSON for t in ws):
+        out["g:second"] = 1.0
+    if _DATE.search(text):
+        out["g:date"] = 1.0
+    if _YEAR.search(text):
+        out["g:year"] = 1.0
+    if "«" in text or '"' in text:
+        out["g:quote"] = 1.0
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) > 1 and len(lines[0]) < 120 and not lines[0].rstrip().endswith((".", "!", "?", ":")):
+        out["g:headline"] = 1.0
+    return out
+
+
+def features(text: str, tokens: Sequence[Token], scores: Scores) -> dict[str, float]:
     ws = words(list(tokens))
     out: dict[str, float] = {}
     lemmas = [t.lemma for t in ws]
@@ -81,6 +163,5 @@ def features(text: str, tokens: Sequence[Token], scores: Scores, source: str | N
         out["f:short"] = 1.0
     if "http" in text or "vk.com" in text or "t.me/" in text:
         out["f:link"] = 1.0
-    if source:
-        out[f"f:source_{source}"] = 1.0
+    out.update(genre(text, ws))
     return out

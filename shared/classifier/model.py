@@ -1,9 +1,15 @@
 """A trained linear model read from ``model.json`` and applied in plain Python: no numpy or scikit-learn in the
-deployed function (they would cost most of the cold-start budget). ``otklik train`` writes the file.
+model itself (the sentence encoder brings numpy, but only for the second stage). ``otklik train`` writes the file.
 
-Three heads: ``complaint`` (binary), ``category`` (one of the taxonomy's ids), ``danger`` (binary). A head is
-``{"classes", "intercept", "weights": {feature: [w per class]}, "threshold"?}``; a binary head has one weight per
-feature (the positive class's logit), a multi-class head one per class (softmax).
+Heads (``otklik-ru-v2``):
+- ``screen`` (binary, sparse features only): the first decision, complaint or not, on every post — cheap;
+- ``label`` (one of the taxonomy's categories or ``not_a_complaint``): what an operator would file the post as,
+  from the sparse features and the post's sentence embedding; run only on posts the screen kept;
+- ``danger`` (binary, sparse + embedding): an immediate hazard to people; also second stage only.
+
+A head is ``{"classes", "intercept", "weights": {feature: [w per class]}, "dense"?: [[w per class] per
+dimension], "threshold"?}``; a binary head has one weight per feature (the positive class's logit), a multi-class
+head one per class (softmax). ``dense_scale`` multiplies the embedding as it did in training.
 """
 
 from __future__ import annotations
@@ -11,9 +17,8 @@ from __future__ import annotations
 import heapq
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from operator import add
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +31,34 @@ class Head:
     intercept: tuple[float, ...]
     weights: Mapping[str, tuple[float, ...]]
     threshold: float = 0.5
+    dense: tuple[tuple[float, ...], ...] = field(default=())
 
     @property
     def binary(self) -> bool:
         return len(self.intercept) == 1
 
-    def logits(self, x: Mapping[str, float]) -> list[float]:
+    def logits(
+        self, x: Mapping[str, float], embedding: Sequence[float] | None = None, scale: float = 1.0
+    ) -> list[float]:
         out = list(self.intercept)
+        width = len(out)
         for feature, value in x.items():
             w = self.weights.get(feature)
             if w is not None:
-                for i, wi in enumerate(w):
-                    out[i] += wi * value
+                for i in range(width):
+                    out[i] += w[i] * value
+        if embedding is not None and self.dense:
+            for v, w in zip(embedding, self.dense, strict=True):
+                if v:
+                    sv = v * scale
+                    for i in range(width):
+                        out[i] += w[i] * sv
         return out
 
-    def probabilities(self, x: Mapping[str, float]) -> dict[str, float]:
-        return self.from_logits(self.logits(x))
-
-    def from_logits(self, z: list[float]) -> dict[str, float]:
+    def probabilities(
+        self, x: Mapping[str, float], embedding: Sequence[float] | None = None, scale: float = 1.0
+    ) -> dict[str, float]:
+        z = self.logits(x, embedding, scale)
         if self.binary:
             p = _sigmoid(z[0])
             return {self.classes[0]: 1 - p, self.classes[1]: p}
@@ -52,62 +67,29 @@ class Head:
         total = sum(exps)
         return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
 
+    def positive(self, x: Mapping[str, float], embedding: Sequence[float] | None = None, scale: float = 1.0) -> float:
+        """A binary head's probability of its positive class."""
+        return self.probabilities(x, embedding, scale)[self.classes[1]]
+
+    def explain(self, x: Mapping[str, float], chosen: str, top: int = 8) -> list[str]:
+        """The sparse features that pushed most towards ``chosen``."""
+        index, sign = (
+            (0, 1.0 if chosen == self.classes[1] else -1.0) if self.binary else (self.classes.index(chosen), 1.0)
+        )
+        pushes = []
+        for feature, value in x.items():
+            w = self.weights.get(feature)
+            if w is not None and sign * w[index] * value > 0:
+                pushes.append((sign * w[index] * value, feature))
+        return [f for _, f in heapq.nlargest(top, pushes)]
+
 
 @dataclass(frozen=True)
 class LinearModel:
     name: str
     heads: Mapping[str, Head]
     info: Mapping[str, Any]
-
-    def __post_init__(self) -> None:
-        # All heads' weights of a feature in one tuple: one dict lookup per feature instead of one per head.
-        packed: dict[str, list[float]] = {}
-        offsets, width = {}, 0
-        for name, head in self.heads.items():
-            offsets[name] = (width, width + len(head.intercept))
-            width += len(head.intercept)
-        for name, head in self.heads.items():
-            lo, hi = offsets[name]
-            for feature, w in head.weights.items():
-                packed.setdefault(feature, [0.0] * width)[lo:hi] = w
-        object.__setattr__(self, "_packed", {f: tuple(w) for f, w in packed.items()})
-        object.__setattr__(self, "_offsets", offsets)
-        object.__setattr__(self, "_width", width)
-
-    def explain(self, x: Mapping[str, float], chosen: Mapping[str, str], top: int = 8) -> dict[str, list[str]]:
-        """Per head, the features that pushed most towards its ``chosen`` class (one pass over ``x``)."""
-        packed: dict[str, tuple[float, ...]] = self._packed  # type: ignore[attr-defined]
-        columns = {}
-        for name, cls in chosen.items():
-            head, (lo, _) = self.heads[name], self._offsets[name]  # type: ignore[attr-defined]
-            if head.binary:
-                columns[name] = (lo, 1.0 if cls == head.classes[1] else -1.0)
-            else:
-                columns[name] = (lo + head.classes.index(cls), 1.0)
-        found: dict[str, list[tuple[float, str]]] = {name: [] for name in chosen}
-        for feature, value in x.items():
-            w = packed.get(feature)
-            if w is None:
-                continue
-            for name, (index, sign) in columns.items():
-                push = sign * w[index] * value
-                if push > 0:
-                    found[name].append((push, feature))
-        return {name: [f for _, f in heapq.nlargest(top, pushes)] for name, pushes in found.items()}
-
-    def probabilities(self, x: Mapping[str, float]) -> dict[str, dict[str, float]]:
-        """Per head, the probability of each class."""
-        packed: dict[str, tuple[float, ...]] = self._packed  # type: ignore[attr-defined]
-        z = [0.0] * self._width  # type: ignore[attr-defined]
-        for feature, value in x.items():
-            w = packed.get(feature)
-            if w is not None:
-                z = list(map(add, z, w)) if value == 1.0 else [a + b * value for a, b in zip(z, w, strict=True)]
-        out = {}
-        for name, head in self.heads.items():
-            lo, hi = self._offsets[name]  # type: ignore[attr-defined]
-            out[name] = head.from_logits([a + b for a, b in zip(z[lo:hi], head.intercept, strict=True)])
-        return out
+    dense_scale: float = 1.0
 
     @classmethod
     def load(cls, path: Path = MODEL) -> LinearModel:
@@ -118,10 +100,16 @@ class LinearModel:
                 intercept=tuple(float(v) for v in head["intercept"]),
                 weights={f: tuple(float(v) for v in w) for f, w in head["weights"].items()},
                 threshold=float(head.get("threshold", 0.5)),
+                dense=tuple(tuple(float(v) for v in row) for row in head.get("dense") or ()),
             )
             for name, head in data["heads"].items()
         }
-        return cls(name=str(data["name"]), heads=heads, info=data.get("info", {}))
+        return cls(
+            name=str(data["name"]),
+            heads=heads,
+            info=data.get("info", {}),
+            dense_scale=float(data.get("dense_scale", 1)),
+        )
 
 
 def _sigmoid(z: float) -> float:

@@ -1,40 +1,57 @@
 """The Russian-language classifier: what a post is about, whether it is a complaint, how dangerous it is, and
-where — lemmas (pymorphy3), the operators' taxonomy, a trained linear model and the gazetteers together.
+where — lemmas (pymorphy3), the operators' taxonomy, a trained linear model in two stages, a sentence encoder,
+the gazetteers and the address rules together.
 
 Decisions, and why each is made that way:
-- **category**: the model's most probable category (the taxonomy's scores are among its features). A category
-  operators added to the taxonomy that the model does not know wins when its phrases outscore every other;
-- **is_complaint**: the model's probability against its tuned threshold; a hazard is always a complaint
-  (the team must not miss one because it was phrased as news);
-- **danger**: the taxonomy's danger phrases reaching ``DANGER_THRESHOLD``, or the model's danger probability
-  over its threshold (tuned for recall on cross-validated training data) — unless the post says the hazard is
-  already dealt with ("люк закрыли");
+- **first stage, every post** (thousands a second): the ``screen`` head on the lemmas, the taxonomy's scores and
+  the genre cues says whether the post could be a complaint. Its threshold keeps almost every complaint; what it
+  drops (most news, notices, ads, chatter — the bulk of real traffic) is decided there, cheaply;
+- **second stage, the posts it kept**: the post's sentence embedding joins the sparse features. The ``label``
+  head files the post as one of the categories or as not a complaint (a complaint while P(not a complaint) stays
+  under its threshold), the ``danger`` head says whether it is an immediate hazard to people, unless the post says
+  the hazard is dealt with ("люк закрыли"). A category operators added to the taxonomy that the model does not
+  know wins when its phrases outscore every other;
 - **municipality**: a place named in the text that belongs to the source's municipality, else the first place
-  named, else the source's municipality, else the coordinates;
-- **evidence**: the phrases, words and places that decided, for the clerk.
+  named, else the source's municipality, else the coordinates; **places**: streets with the house number,
+  settlements, districts (``addresses.py``) and the gazetteer's names;
+- **evidence**: in Russian, the words and places that decided, for the operator and the clerk.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from shared.classifier.addresses import places_of
 from shared.classifier.features import features
-from shared.classifier.model import MODEL, LinearModel
+from shared.classifier.model import MODEL, Head, LinearModel
 from shared.classifier.places import GAZETTEERS, Gazetteer
-from shared.classifier.taxonomy import DANGER_THRESHOLD, TAXONOMY, Taxonomy
+from shared.classifier.taxonomy import TAXONOMY, Scores, Taxonomy
 from shared.classifier.text import tokenize
+from shared.domain.categories import category_name
 from shared.domain.models import Classification, Geo, Post, Priority
 
 NAME = "ru-morph-linear"
+NOT_A_COMPLAINT = "not_a_complaint"
 EVIDENCE_WORDS = 4
+Embedder = Callable[[list[str]], list[list[float]]]
+
+
+def _sentence_embedder(texts: list[str]) -> list[list[float]]:
+    from shared.classifier.sentence import embed  # numpy and the encoder's weights: second stage only
+
+    return embed(texts)
 
 
 class RussianClassifier:
-    def __init__(self, taxonomy: Taxonomy, model: LinearModel, gazetteer: Gazetteer) -> None:
+    def __init__(
+        self, taxonomy: Taxonomy, model: LinearModel, gazetteer: Gazetteer, embedder: Embedder = _sentence_embedder
+    ) -> None:
         self.taxonomy = taxonomy
         self.model = model
         self.gazetteer = gazetteer
+        self.embedder = embedder
 
     @classmethod
     def load(cls, taxonomy: Path = TAXONOMY, model: Path = MODEL, gazetteers: Path = GAZETTEERS) -> RussianClassifier:
@@ -47,77 +64,86 @@ class RussianClassifier:
     def classify(self, post: Post) -> Classification:
         return self.decide(post.text, post.source, post.municipality_hint, post.geo)
 
+    def screen(self, text: str) -> float:
+        """The first stage alone: the probability that ``text`` is a complaint (what ``make bench`` times)."""
+        tokens = tokenize(text)
+        return self.model.heads["screen"].positive(features(text, tokens, self.taxonomy.score(tokens)))
+
     def decide(
         self, text: str, source: str | None = None, municipality_hint: str | None = None, geo: Geo | None = None
     ) -> Classification:
         tokens = tokenize(text)
         scores = self.taxonomy.score(tokens)
-        x = features(text, tokens, scores, source)
+        x = features(text, tokens, scores)
+        heads = self.model.heads
+        screen, label_head, danger_head = heads["screen"], heads["label"], heads["danger"]
+        p_screen = screen.positive(x)
         evidence: list[str] = []
 
-        every = self.model.probabilities(x)
-        category_head = self.model.heads["category"]
-        probabilities = every["category"]
-        category = max(probabilities, key=lambda c: probabilities[c])
-        by_operators = False
+        if p_screen < screen.threshold:
+            is_complaint, danger, p_danger = False, False, 0.0
+            labels = label_head.probabilities(x)  # sparse only: the category a non-complaint is closest to
+            p_complaint = p_screen
+            why = screen.explain(x, screen.classes[0])
+            evidence.append(f"не жалоба ({p_screen:.2f}, первый отбор): {_said(why, scores)}")
+        else:
+            embedding = self.embedder([text])[0]
+            scale = self.model.dense_scale
+            labels = label_head.probabilities(x, embedding, scale)
+            p_complaint = 1 - labels.get(NOT_A_COMPLAINT, 0.0)
+            is_complaint = labels.get(NOT_A_COMPLAINT, 0.0) < label_head.threshold
+            p_danger = danger_head.positive(x, embedding, scale)
+            danger = p_danger >= danger_head.threshold and not scores.resolved
+            # A hazard is always a complaint: the team must not miss one because it was phrased as news.
+            is_complaint = is_complaint or danger
+            chosen = _category(labels)
+            why = label_head.explain(x, chosen if is_complaint else NOT_A_COMPLAINT)
+            label = "жалоба" if is_complaint else "не жалоба"
+            evidence.append(f"{label} ({p_complaint:.2f}): {_said(why, scores)}")
+        category = _category(labels)
         rule_category, rule_score = scores.best_category()
         if (
             rule_category is not None
-            and rule_category not in category_head.classes
-            and rule_score > max((scores.categories.get(c, 0.0) for c in category_head.classes), default=0.0)
+            and rule_category not in label_head.classes
+            and rule_score > max((scores.categories.get(c, 0.0) for c in label_head.classes), default=0.0)
         ):
-            category, probabilities[rule_category], by_operators = rule_category, 1.0, True
-
-        danger_head = self.model.heads["danger"]
-        p_danger = every["danger"][danger_head.classes[1]]
-        by_rules = scores.danger >= DANGER_THRESHOLD
-        danger = (by_rules or p_danger >= danger_head.threshold) and not scores.resolved
-
-        complaint_head = self.model.heads["complaint"]
-        p_complaint = every["complaint"][complaint_head.classes[1]]
-        is_complaint = danger or p_complaint >= complaint_head.threshold
-
-        chosen = {"complaint": complaint_head.classes[1 if is_complaint else 0]}
-        if not by_operators:
-            chosen["category"] = category
-        if danger and not by_rules:
-            chosen["danger"] = danger_head.classes[1]
-        why = self.model.explain(x, chosen)
-        if by_operators:
-            evidence.append(f"category {category}: operators' phrases {scores.evidence.get(category)}")
-        else:
-            category_words = ", ".join(_words(why["category"], scores.evidence)) or "no strong words"
-            evidence.append(f"category {category}: {category_words}")
+            category = rule_category
+            evidence.append(f"категория «{category_name(category)}»: фразы операторов {scores.evidence.get(category)}")
+        elif is_complaint:
+            words = _said(label_head.explain(x, category), scores)
+            evidence.append(f"категория «{category_name(category)}» ({labels[category]:.2f}): {words}")
         if danger:
-            danger_words = scores.evidence.get("danger", []) if by_rules else _words(why["danger"], scores.evidence)
-            how = "rules" if by_rules else f"model {p_danger:.2f}"
-            evidence.append(f"danger ({how}): {', '.join(danger_words)}")
-        label = "complaint" if is_complaint else "not a complaint"
-        evidence.append(f"{label} ({p_complaint:.2f}): {', '.join(_words(why['complaint'], scores.evidence))}")
+            evidence.append(f"опасно ({p_danger:.2f}): {_said(danger_head.explain(x, danger_head.classes[1]), scores)}")
+        elif is_complaint and scores.danger and scores.resolved:
+            evidence.append("опасность устранена, судя по тексту")
 
         found = self.gazetteer.find(tokens, prefer=municipality_hint)
         municipality = self._municipality(found.municipalities, municipality_hint, geo)
         evidence.extend(found.evidence[:3])
         if municipality and municipality == municipality_hint and municipality not in found.municipalities:
-            evidence.append(f"municipality {municipality}: the source's")
+            evidence.append(f"муниципалитет «{self._name_of(municipality)}»: по источнику")
         elif municipality and municipality not in found.municipalities:
-            evidence.append(f"municipality {municipality}: from the coordinates")
+            evidence.append(f"муниципалитет «{self._name_of(municipality)}»: по координатам")
 
         priority = Priority.CRITICAL if danger else Priority.NORMAL if is_complaint else Priority.LOW
-        confidence = probabilities[category] * (p_complaint if is_complaint else 1 - p_complaint)
+        confidence = labels.get(category, 0.0) * p_complaint if is_complaint else 1 - p_complaint
         if danger:
-            confidence = max(confidence, p_danger if not by_rules else 0.9)
+            confidence = max(confidence, p_danger)
         return Classification(
             category=category,
             is_complaint=is_complaint,
             danger=danger,
             priority=priority,
             municipality=municipality,
-            places=tuple(found.places),
+            places=tuple(places_of(tokens, found.places)),
             confidence=round(min(max(confidence, 0.0), 1.0), 3),
             evidence=tuple(evidence),
             classifier=self.name,
         )
+
+    def _name_of(self, municipality: str) -> str:
+        m = self.gazetteer.municipalities.get(municipality)
+        return m.name if m else municipality
 
     def _municipality(self, named: list[str], hint: str | None, geo: Geo | None) -> str | None:
         if hint and hint in named:
@@ -134,6 +160,15 @@ class RussianClassifier:
         return None
 
 
+def _category(labels: Mapping[str, float]) -> str:
+    """The most probable category (not_a_complaint aside): what the post is about, complaint or not."""
+    return max((c for c in labels if c != NOT_A_COMPLAINT), key=lambda c: labels[c])
+
+
+def _said(features: list[str], scores: Scores) -> str:
+    return ", ".join(_words(features, scores.evidence)) or "нет сильных слов"
+
+
 def _words(features: list[str], phrases: dict[str, list[str]]) -> list[str]:
     """What a clerk reads for the model's strongest features: the words, or the taxonomy phrases behind a score."""
     shown: list[str] = []
@@ -147,12 +182,30 @@ def _words(features: list[str], phrases: dict[str, list[str]]) -> list[str]:
             said = phrases.get("complaint" if rest == "+" else "not a complaint", [])
         elif kind == "d":
             said = phrases.get("danger", [])
+        elif kind == "g":
+            said = [GENRE_WORDS.get(rest, "")]
         else:
             said = []
-        shown += [s for s in said if s not in shown]
+        shown += [s for s in said if s and s not in shown]
         if len(shown) >= EVIDENCE_WORDS:
             break
     return shown[:EVIDENCE_WORDS]
+
+
+GENRE_WORDS = {
+    "first": "пишет от первого лица",
+    "first_rate": "пишет от первого лица",
+    "second": "обращается к «вам»",
+    "third_rate": "рассказ о других",
+    "date": "дата события",
+    "year": "год",
+    "quote": "цитата",
+    "headline": "заголовок",
+}
+
+
+def head_classes(head: Head) -> tuple[str, ...]:
+    return head.classes
 
 
 @functools.cache

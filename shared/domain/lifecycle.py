@@ -47,6 +47,28 @@ def transition(
     )
 
 
+def new_routing_round(
+    incident: Incident, reason: str, *, at: datetime, actor: str, note: str = "", **changes: object
+) -> Incident:
+    """The incident routed again in a new round (``<reason>.<round>``: rerouted, reopened, raised): route tells
+    its departments once more, on fresh delivery state; remind sees it undelivered until route confirms."""
+    return transition(
+        incident,
+        S.ROUTED,
+        at=at,
+        actor=actor,
+        note=note,
+        routing_round=incident.routing_round + 1,
+        routing_reason=reason,
+        undelivered=True,
+        delivery={},
+        routed_at=at,
+        overdue=False,
+        followup_asked_at=None,
+        **changes,
+    )
+
+
 def record_event(
     incident: Incident, kind: str, *, at: datetime, actor: str, note: str = "", **changes: object
 ) -> Incident:

@@ -4,7 +4,7 @@
     POST /triage/logout
     GET  /triage                               the queue: ?category= &municipality= &priority= &status= &overdue=1
     GET  /triage/incidents/<id>                 its posts (the first and every report), history, actions
-    POST /triage/incidents/<id>/<action>        correct | not_complaint | merge | split
+    POST /triage/incidents/<id>/<action>        correct | danger (dangerous=yes|no) | not_complaint | merge | split
     GET  /triage/report                         ?from=YYYY-MM-DD &to= &municipality= &format=html|md|csv|json
     GET  /reports                               the same report for machines: Authorization: Bearer <coordinator>
 
@@ -47,13 +47,19 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "json": "application/json; charset=utf-8",
 }
-ACTIONS = ("correct", "not_complaint", "merge", "split")
+ACTIONS = ("correct", "danger", "not_complaint", "merge", "split")
 DONE = {
     "correct": "Классификация исправлена; если ответственный сменился, обращение перенаправлено.",
+    "dangerous": "Отмечено как опасное: приоритет критический, ответственные и дежурная служба извещаются срочно. "
+    "Пример сохранён для обучения классификатора.",
+    "not_dangerous": "Отмечено как неопасное: приоритет снижен, без перенаправления. Пример сохранён для обучения "
+    "классификатора.",
     "not_complaint": "Отмечено как не обращение; пример сохранён для обучения классификатора.",
     "merge": "Обращения объединены.",
     "split": "Сообщение выделено в отдельное обращение и направлено ответственным.",
 }
+DANGER_VERDICTS = {"yes": True, "no": False}
+OPEN = (IncidentStatus.NEW, IncidentStatus.ROUTED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.ANSWERED)
 
 ReportBuilder = Callable[[datetime, datetime, str | None], Report]
 
@@ -240,6 +246,10 @@ class TriagePages:
             status_name=STATUS_NAMES.get(incident.status, str(incident.status)),
             category=category_name(c.category),
             priority=PRIORITY_NAMES.get(c.priority, str(c.priority)),
+            critical=c.priority is Priority.CRITICAL,
+            confidence=f"{round(c.confidence * 100)} %",
+            evidence=list(c.evidence),
+            corrected=any(line.startswith("operator:") for line in c.evidence),
             municipality=names.municipalities.get(c.municipality or "", c.municipality or "не определён"),
             post_href=_href(incident.post.url),
             published=_local(incident.post.published_at),
@@ -251,6 +261,7 @@ class TriagePages:
             csrf=self._csrf(session),
             can_split=incident.status is IncidentStatus.MERGED,
             can_dismiss=incident.status in (IncidentStatus.NEW, IncidentStatus.ROUTED),
+            can_mark_danger=incident.status in OPEN,
             done=notice.get("done"),
             error=notice.get("error"),
         )
@@ -260,7 +271,7 @@ class TriagePages:
             return self._page(403, "message.html.j2", title="Форма устарела", text="Обновите страницу и повторите.")
         if action not in ACTIONS:
             return self._page(404, "message.html.j2", title="Нет такого действия", text=action)
-        t = self.triage
+        t, done = self.triage, action
         try:
             if action == "correct":
                 t.correct(
@@ -271,6 +282,12 @@ class TriagePages:
                     form.get("reason", ""),
                 )
                 target = incident_id
+            elif action == "danger":
+                dangerous = DANGER_VERDICTS.get(form.get("dangerous", ""))
+                if dangerous is None:
+                    raise ActionError("выберите: опасно или не опасно")
+                t.mark_danger(actor, incident_id, dangerous, form.get("reason", ""))
+                target, done = incident_id, "dangerous" if dangerous else "not_dangerous"
             elif action == "not_complaint":
                 t.not_a_complaint(actor, incident_id, form.get("reason", ""))
                 target = incident_id
@@ -283,7 +300,7 @@ class TriagePages:
                 target = t.split(actor, form.get("report") or incident_id).id
         except ActionError as exc:
             return self._incident(incident_id, session, status=exc.status, error=str(exc))
-        return _redirect(f"/triage/incidents/{target}?" + urlencode({"done": action}))
+        return _redirect(f"/triage/incidents/{target}?" + urlencode({"done": done}))
 
     def _report(self, query: dict[str, str], browser: bool) -> HttpResponse:
         fmt = query.get("format", "html" if browser else "json")

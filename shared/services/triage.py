@@ -5,6 +5,10 @@
 - **correct** the category or municipality (re-routes: ``ResponseService.correct``);
 - **not a complaint**: the classifier was wrong; the incident becomes ``irrelevant`` (remind stops) and the
   post goes to the labelled corpus's feedback (``corpus_feedback``, exported by ``otklik corpus-feedback``);
+- **danger**: an immediate hazard to people or not. Dangerous makes it critical, and one already routed starts
+  a new routing round (``raised.N``, urgent: the duty service that takes critical incidents hears of it, as
+  when a resident's dangerous report raises it in grouping); not dangerous lowers critical back (normal, high
+  from three residents) without re-routing. Both go to ``corpus_feedback`` with the danger label;
 - **merge** incident A into B (the same problem grouping missed): A's post and reports move to B as reports, A
   becomes ``merged``; **split** a merged post out into an incident of its own, routed like a new one.
 
@@ -20,18 +24,28 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.contracts import incident_classified
-from shared.domain.lifecycle import record_event, transition
+from shared.domain.deadlines import schedule
+from shared.domain.lifecycle import new_routing_round, record_event, transition
 from shared.domain.models import Incident, IncidentStatus, Priority, Report
 from shared.ports import Clock, IncidentRepository, Publisher
-from shared.services.group_posts import count_residents, grouping_fields
+from shared.services.group_posts import count_residents, grouping_fields, raised_priority
 from shared.services.grouping import key_of_post
 from shared.services.responses import AccessDenied, ActionError, ActionRefused, Actor, NoSuchIncident, ResponseService
+from shared.services.routing import departments_of
 
 S = IncidentStatus
 QUEUE_STATUSES = (S.NEW, S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED)
 QUEUE_DAYS = 90  # how far back the queue looks; older open incidents are the digest's and reports' business
 QUEUE_LIMIT = 2000
 PRIORITY_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+RAISED = "raised"  # the routing reason of a round started by raising an incident to critical (group_posts.py)
+# Incidents whose danger is no longer anyone's business, and why (the operator reads it on the page, in Russian).
+DANGER_REFUSED = {
+    S.CLOSED: "уже решено и закрыто",
+    S.REJECTED: "отклонено",
+    S.IRRELEVANT: "отмечено как не обращение",
+    S.MERGED: "объединено с другим обращением",
+}
 
 
 class OpenIncidentsInRange(Protocol):
@@ -92,10 +106,28 @@ def feedback_record(incident: Incident, actor: Actor, at: datetime, **label: Any
         "danger": label.get("danger", c.danger),
         "municipality": label.get("municipality", c.municipality),
         "places": list(c.places),
-        "classifier_said": {"is_complaint": c.is_complaint, "category": c.category, "municipality": c.municipality},
+        "classifier_said": {
+            "is_complaint": c.is_complaint,
+            "category": c.category,
+            "danger": c.danger,
+            "municipality": c.municipality,
+        },
         "by": actor.department_id,
         "at": at,
     }
+
+
+def priority_when_dangerous(incident: Incident, dangerous: bool) -> Priority:
+    """The incident's priority once the operator has said whether it is dangerous. Dangerous: critical (an
+    immediate hazard to people). Not dangerous: a critical one comes down to normal, or high when enough residents
+    wrote (grouping's rule, :func:`raised_priority`); any other priority stays."""
+    c = incident.classification
+    if dangerous:
+        return Priority.CRITICAL
+    if c.priority is not Priority.CRITICAL:
+        return c.priority
+    calm = c.model_copy(update={"danger": False, "priority": Priority.NORMAL})
+    return raised_priority(Priority.NORMAL, incident.residents, calm)
 
 
 CORPUS_FIELDS = ("id", "text", "source", "is_complaint", "category", "danger", "municipality", "places")
@@ -193,6 +225,75 @@ class TriageService:
         self.feedback.put(
             updated.id, feedback_record(before, actor, self.clock(), is_complaint=False, danger=False, category="other")
         )
+        return updated
+
+    def mark_danger(self, actor: Actor, incident_id: str, dangerous: bool, reason: str = "") -> Incident:
+        """The operator's verdict on danger (:func:`priority_when_dangerous`). Raised to critical while departments
+        work on it, the incident starts a new routing round, as a dangerous report does in grouping
+        (``PostGrouper._with_report``): ``raised.N``, urgent, to its departments and those that take critical
+        incidents (the duty service), with the critical clocks from now. A new incident is handed to route again
+        (routed as critical). Lowering re-routes nothing. Marking it as it already is changes nothing, except that
+        a raised round whose hand-off to route was lost is handed again (route notifies once per round)."""
+        directory, deadlines = self.responses.directory, self.responses.deadlines
+        reason = reason.strip()
+        handoff: list[Incident] = []  # what route must hear of, from the last run of the change (transactions retry)
+
+        def change(i: Incident) -> Incident | None:
+            handoff.clear()
+            if i.status in DANGER_REFUSED:
+                into = f" (обращение {i.merged_into})" if i.merged_into else ""
+                raise ActionRefused(
+                    f"Обращение {i.id} {DANGER_REFUSED[i.status]}{into}: опасность отмечают у открытых обращений."
+                )
+            c = i.classification
+            priority = priority_when_dangerous(i, dangerous)
+            if c.danger is dangerous and c.priority is priority:
+                if dangerous and i.routing_reason == RAISED and i.undelivered:
+                    handoff.append(i)
+                return None
+            now = self.clock()
+            verdict = "dangerous" if dangerous else "not dangerous"
+            why = f" ({reason})" if reason else ""
+            classification = c.model_copy(
+                update={
+                    "danger": dangerous,
+                    "priority": priority,
+                    "evidence": (*c.evidence, f"operator: {verdict}, by {actor.department_id}"),
+                }
+            )
+            escalated = (
+                priority is Priority.CRITICAL
+                and c.priority is not Priority.CRITICAL
+                and i.status in (S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED)
+            )
+            if not escalated:
+                note = f"marked {verdict} by the operator: priority {c.priority} -> {priority}{why}"
+                if priority is c.priority:
+                    note = f"marked {verdict} by the operator: priority stays {priority}{why}"
+                updated = record_event(
+                    i, "corrected", at=now, actor=actor.name, note=note[:500], classification=classification
+                )
+                if dangerous and i.status is S.NEW:
+                    handoff.append(updated)  # not routed yet: route routes it as critical (a lost hand-off finished)
+                return updated
+            note = f"priority raised to critical by the operator: dangerous{why}"
+            moved = new_routing_round(
+                i, RAISED, at=now, actor=actor.name, note=note[:500], classification=classification
+            )
+            # Critical incidents may have more owners (the duty service): they hear of it now, the others again.
+            targets = [d.id for d in directory.departments_for(moved)]
+            moved = moved.model_copy(update={"department_ids": tuple(dict.fromkeys([*i.department_ids, *targets]))})
+            departments = departments_of(directory, moved)
+            moved = moved.model_copy(update=deadlines.on_routing(moved, departments, now))
+            moved = Incident.model_validate({**dict(moved), **schedule(deadlines, moved, departments)})
+            handoff.append(moved)
+            return moved
+
+        before = self.incident(incident_id)
+        updated = self._update(incident_id, change)
+        if handoff:
+            self.publisher.publish(self.topic, [incident_classified(handoff[-1])])
+        self.feedback.put(updated.id, feedback_record(before, actor, self.clock(), danger=dangerous))
         return updated
 
     def merge(self, actor: Actor, incident_id: str, into_id: str) -> Incident:

@@ -36,7 +36,7 @@ def served(project_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         thread.join(timeout=10)
 
 
-def test_the_operator_filters_the_queue_merges_splits_and_dismisses_in_the_browser(
+def test_the_operator_filters_the_queue_merges_splits_dismisses_and_marks_danger_in_the_browser(
     served: tuple[str, object],
     browser_page: Page,  # noqa: F811
 ) -> None:
@@ -91,7 +91,16 @@ def test_the_operator_filters_the_queue_merges_splits_and_dismisses_in_the_brows
     page.goto(f"{base}/triage")
     expect(page.locator("#count")).to_have_text("Найдено: 3")
 
+    # The pothole is a hazard after all (people walk round it on the road): critical, the fast lane.
+    page.goto(f"{base}/triage/incidents/{pothole.id}")
+    expect(page.locator("#evidence")).to_be_visible()
+    page.locator("#danger-reason").fill("люди обходят по проезжей части")
+    page.get_by_role("button", name="Опасно: критический приоритет, срочно").click()
+    expect(page.locator("#done")).to_contain_text("Отмечено как опасное")
+    expect(page.locator("#priority")).to_contain_text("КРИТИЧЕСКИЙ")
+
     # The week's report, with charts.
+    page.goto(f"{base}/triage")
     page.get_by_role("button", name="Построить").click()
     expect(page.locator("svg").first).to_be_visible()
 
@@ -103,5 +112,7 @@ def test_the_operator_filters_the_queue_merges_splits_and_dismisses_in_the_brows
     stored = triage.page  # type: ignore[attr-defined]
     assert stored.incident(again.id).status is S.NEW and stored.incident(pothole.id).reports == ()
     assert stored.incident(advert.id).status is S.IRRELEVANT
+    assert stored.incident(pothole.id).classification.priority is Priority.CRITICAL
+    assert stored.incident(pothole.id).routing_reason == "raised"
     feedback = stored.db.collection("corpus_feedback").document(advert.id).get().to_dict()
     assert feedback["is_complaint"] is False and feedback["by"] == "region-coordinator"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,16 +15,18 @@ from typing import Any
 import pytest
 
 from shared.adapters.firestore import FirestoreDepartmentTokens
-from shared.domain.models import IncidentStatus, Priority, Report, utcnow
+from shared.domain.models import Classification, IncidentStatus, Priority, Report, utcnow
 from shared.services import tokens
 from tests.builders import T0, make_incident, make_post
 from tests.integration.test_answer_page import (
     COORDINATOR,
     DEPARTMENT,
+    DEPARTMENTS_YAML,
     SECURITY_HEADERS,
     AnswerPageApp,
     answer_page_app,
 )
+from tests.integration.test_function_entrypoints import pull_all
 
 pytestmark = pytest.mark.integration
 S = IncidentStatus
@@ -202,3 +205,84 @@ def test_report_entries_keep_their_links(triage: Triage) -> None:
     incident = triage.page.store(routed("7401", "Яма на Советской", reports=(report,), residents=2))
     html = logged_in(triage).get(f"/triage/incidents/{incident.id}").get_data(as_text=True)
     assert 'href="https://vk.com/wall-1_2"' in html and 'id="residents">2<' in html
+
+
+DUTY_YAML = (
+    DEPARTMENTS_YAML
+    + """  - id: shakhty-edds
+    name: ЕДДС г. Шахты
+    municipality: shakhty
+rules:
+  - municipality: shakhty
+    priority: critical
+    departments: [shakhty-roads, shakhty-edds]
+"""
+)
+
+
+def test_the_page_shows_the_classifiers_evidence_and_marking_danger_starts_the_fast_lane(
+    triage: Triage, project_id: str, tmp_path: Path
+) -> None:
+    (tmp_path / "config" / "departments.yaml").write_text(DUTY_YAML, encoding="utf-8")  # with a duty service
+    from shared import bootstrap
+
+    bootstrap.reset()
+    decided = Classification(
+        category="roads",
+        is_complaint=True,
+        municipality="shakhty",
+        confidence=0.73,
+        evidence=("категория «дороги»: провал, асфальт", "danger: <b>no strong words</b>"),
+        classifier="test-1",
+    )
+    incident = triage.page.store(
+        routed("7501", "Провал асфальта у остановки, люди обходят по проезжей части", classification=decided)
+    )
+    closed = triage.page.store(make_incident("7502", status=S.CLOSED, post=make_post("7502", "Яма засыпана")))
+    client = logged_in(triage)
+
+    html = client.get(f"/triage/incidents/{incident.id}").get_data(as_text=True)
+    evidence = re.search(r'<ul class="evidence" id="evidence">(.*?)</ul>', html, re.S)
+    assert evidence, "no evidence on the page"
+    assert re.findall(r"<li>(.*?)</li>", evidence.group(1)) == [
+        "категория «дороги»: провал, асфальт",
+        "danger: &lt;b&gt;no strong words&lt;/b&gt;",
+    ]
+    assert 'id="is-complaint">да' in html and 'id="category">Дороги<' in html and 'id="confidence">73 %<' in html
+    assert 'data-danger="no"' in html and 'id="priority">обычный<' in html and 'id="danger-form"' in html
+
+    form = {"csrf": csrf_of(html), "dangerous": "yes", "reason": "люди выходят на проезжую часть"}
+    done = client.post(f"/triage/incidents/{incident.id}/danger", data=form)
+    assert done.status_code == 303 and done.headers["Location"].endswith("?done=dangerous")
+    after = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="done"' in after and "КРИТИЧЕСКИЙ" in after and 'data-danger="yes"' in after
+
+    stored = triage.page.incident(incident.id)
+    assert stored.classification.danger and stored.classification.priority is Priority.CRITICAL
+    assert stored.routing_reason == "raised" and stored.routing_round == 1
+    assert stored.department_ids == (DEPARTMENT, "shakhty-edds")
+    assert stored.status_history[-1].actor == f"{COORDINATOR} (triage)"
+    assert "люди выходят на проезжую часть" in stored.status_history[-1].note
+    [handed] = pull_all(project_id, "otklik-incidents-route")  # route hears of the new round
+    message = json.loads(handed.message.data)
+    assert message["incident_id"] == incident.id and message["priority"] == "critical" and message["danger"]
+    feedback = triage.page.db.collection("corpus_feedback").document(incident.id).get().to_dict()
+    assert feedback["danger"] is True and feedback["classifier_said"]["danger"] is False
+    assert feedback["by"] == COORDINATOR
+
+    # Not dangerous after all: back to normal, nothing re-routed, the history says who decided.
+    form = {"csrf": csrf_of(after), "dangerous": "no", "reason": ""}
+    lowered = client.post(f"/triage/incidents/{incident.id}/danger", data=form)
+    assert lowered.status_code == 303 and lowered.headers["Location"].endswith("?done=not_dangerous")
+    stored = triage.page.incident(incident.id)
+    assert stored.classification.priority is Priority.NORMAL and stored.routing_round == 1
+    assert stored.events[-1].actor == f"{COORDINATOR} (triage)"
+    assert pull_all(project_id, "otklik-incidents-route") == []
+
+    # A closed incident: no form on its page, and a stale form is refused in Russian.
+    page = client.get(f"/triage/incidents/{closed.id}").get_data(as_text=True)
+    assert 'id="danger-form"' not in page
+    refused = client.post(f"/triage/incidents/{closed.id}/danger", data={"csrf": csrf_of(page), "dangerous": "yes"})
+    assert refused.status_code == 409 and "опасность отмечают у открытых обращений" in refused.get_data(as_text=True)
+    unclear = client.post(f"/triage/incidents/{incident.id}/danger", data={"csrf": csrf_of(page), "dangerous": "?"})
+    assert unclear.status_code == 400 and "опасно или не опасно" in unclear.get_data(as_text=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from otklik.classifier.stdio import classify_lines
-from shared.classifier.model import Head, LinearModel
+from shared.classifier.model import Head
 from shared.classifier.places import Gazetteer
 from shared.classifier.taxonomy import Taxonomy
 from shared.classifier.text import tokenize, words
@@ -114,12 +114,14 @@ def test_linear_heads_are_logistic_and_softmax() -> None:
     multi = Head(classes=("x", "y", "z"), intercept=(0.0, 0.0, 0.0), weights={"b": (1.0, 0.0, -1.0)})
     p = multi.probabilities({"b": 1.0})
     assert sum(p.values()) == pytest.approx(1.0) and p["x"] > p["y"] > p["z"]
-    model = LinearModel(name="t", heads={"category": multi, "complaint": binary}, info={})
-    both = model.probabilities({"a": 1.0, "b": 1.0})
-    assert both["category"] == pytest.approx(p) and both["complaint"]["yes"] == pytest.approx(
-        binary.probabilities({"a": 1.0})["yes"]
-    )
-    assert model.explain({"a": 1.0, "b": 1.0}, {"category": "x"}) == {"category": ["b"]}
+    assert multi.explain({"a": 1.0, "b": 1.0}, "x") == ["b"] and binary.explain({"a": 1.0}, "no") == []
+
+
+def test_a_head_adds_the_scaled_embedding_to_the_sparse_logits() -> None:
+    head = Head(classes=("no", "yes"), intercept=(0.0,), weights={"a": (1.0,)}, dense=((2.0,), (-1.0,)))
+    assert head.logits({"a": 1.0}) == [1.0]  # no embedding: the first stage's view
+    assert head.logits({"a": 1.0}, [0.5, 1.0], scale=2.0) == pytest.approx([1.0 + 2.0 - 2.0])
+    assert head.positive({}, [1.0, 0.0]) == pytest.approx(1 / (1 + 2.718281828**-2), rel=1e-6)
 
 
 def test_classify_command_answers_each_line_in_order() -> None:

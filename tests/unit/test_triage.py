@@ -1,5 +1,6 @@
-"""Operator triage (services/triage.py) on the in-memory ports: the queue, corrections, not-a-complaint feeding
-the corpus, merge and split. The page itself: tests/integration/test_triage_page.py and the browser test."""
+"""Operator triage (services/triage.py) on the in-memory ports: the queue, corrections, danger (the fast lane),
+not-a-complaint feeding the corpus, merge and split. The page itself: tests/integration/test_triage_page.py and
+the browser test."""
 
 from __future__ import annotations
 
@@ -8,28 +9,39 @@ from datetime import timedelta
 import pytest
 
 from shared.config import RoutingConfig
-from shared.contracts import incident_classified
+from shared.contracts import PostFetchedV1, incident_classified
 from shared.domain.errors import TransientError
-from shared.domain.models import Department, IncidentStatus, Priority
+from shared.domain.models import Department, IncidentStatus, Priority, RoutingRule
 from shared.services.group_posts import PostGrouper
 from shared.services.responses import AccessDenied, ActionRefused, ResponseService
 from shared.services.routing import RuleDirectory
-from shared.services.triage import QueueFilter, TriageService
-from tests.builders import make_post, shipped_deadlines
+from shared.services.triage import QueueFilter, TriageService, priority_when_dangerous
+from tests.builders import make_incident, make_post, shipped_deadlines
 from tests.fakes import MemoryFeedback
-from tests.unit.test_group_posts import OTHER_HOUSE, POTHOLE, POTHOLE_AGAIN, Rig
+from tests.unit.test_group_posts import MANHOLE, OTHER_HOUSE, POTHOLE, POTHOLE_AGAIN, Rig
 
 S = IncidentStatus
 ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
 PARKS = Department(id="parks", name="Благоустройство", categories=("landscaping",), email="parks@shakhty.example")
 CENTRE = Department(id="centre", name="ЦУР", categories=(), email="cur@region.example")
 CONFIG = RoutingConfig(departments=(ROADS, PARKS, CENTRE), fallback="centre")
+# The duty dispatch service takes Shakhty's critical road incidents with the roads department.
+EDDS = Department(id="edds", name="ЕДДС г. Шахты", municipality="shakhty", email="edds@shakhty.example")
+WITH_DUTY = RoutingConfig(
+    departments=(ROADS, PARKS, CENTRE, EDDS),
+    rules=(
+        RoutingRule(
+            category="roads", municipality="shakhty", priority=Priority.CRITICAL, departments=("roads", "edds")
+        ),
+    ),
+    fallback="centre",
+)
 
 
 class TriageRig(Rig):
-    def __init__(self) -> None:
+    def __init__(self, config: RoutingConfig = CONFIG) -> None:
         super().__init__()
-        directory = RuleDirectory(CONFIG)
+        directory = RuleDirectory(config)
         self.route.directory = directory
         grouper = self.classify.grouper
         assert isinstance(grouper, PostGrouper)
@@ -48,6 +60,9 @@ class TriageRig(Rig):
         for message in self.publisher.on("incidents"):
             self.route.handle(message)  # type: ignore[arg-type]
         self.publisher.published.clear()
+
+    def sent(self) -> list[tuple[str, str, bool]]:
+        return [(d.department.id, d.kind, d.urgent) for d in self.email.sent]
 
 
 def test_only_the_coordinator_triages() -> None:
@@ -194,3 +209,107 @@ def test_the_feedback_becomes_corpus_lines_the_trainer_reads(tmp_path) -> None: 
     loaded = {p.text: p for p in load(tmp_path)}
     assert loaded["Шиномонтаж на Советской, скидки"].is_complaint is False
     assert loaded[POTHOLE].category == "landscaping" and loaded[POTHOLE].municipality == "Шахты"
+
+
+def test_marking_a_routed_incident_dangerous_raises_it_and_tells_the_duty_service_urgently_once() -> None:
+    rig = TriageRig(WITH_DUTY)
+    post = rig.post("1", POTHOLE, "1001")
+    assert rig.sent() == [("roads", "new_incident", False)]
+    rig.now += timedelta(hours=1)
+
+    marked = rig.triage.mark_danger(rig.operator, post.incident_id, True, "провал у остановки, люди обходят")
+    c = marked.classification
+    assert c.danger and c.priority is Priority.CRITICAL
+    assert marked.status is S.ROUTED and marked.routing_reason == "raised" and marked.routing_round == 1
+    assert marked.department_ids == ("roads", "edds") and marked.undelivered
+    assert marked.reply_due_at == rig.now + timedelta(hours=2)  # the critical clock, from now
+    last = marked.status_history[-1]
+    assert last.actor == "centre (triage)" and "провал у остановки" in last.note
+    assert len(rig.publisher.on("incidents")) == 1
+    rig.routed()
+    # The fast lane grouping uses for a dangerous report: raised.N, urgent, the duty service included.
+    assert rig.sent() == [("roads", "new_incident", False), ("roads", "raised.1", True), ("edds", "raised.1", True)]
+    record = rig.feedback.records[post.incident_id]
+    assert record["danger"] is True and record["classifier_said"]["danger"] is False and record["by"] == "centre"
+
+    # Marked dangerous again (a double click, another operator): nothing changes, nobody is told twice.
+    stored = rig.stored(post)
+    again = rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
+    assert again == stored and rig.publisher.published == []
+    rig.routed()
+    assert len(rig.email.sent) == 3
+
+
+def test_a_lost_hand_off_of_the_raised_round_is_finished_by_marking_again() -> None:
+    rig = TriageRig(WITH_DUTY)
+    post = rig.post("1", POTHOLE, "1001")
+    rig.publisher.fail_with = TransientError("pubsub unavailable")
+    with pytest.raises(TransientError):
+        rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
+    assert rig.stored(post).routing_reason == "raised" and rig.stored(post).undelivered
+    rig.publisher.fail_with = None
+
+    rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
+    assert rig.stored(post).routing_round == 1  # the same round, handed to route once more
+    rig.routed()
+    assert rig.sent()[1:] == [("roads", "raised.1", True), ("edds", "raised.1", True)]
+
+
+def test_a_new_incident_marked_dangerous_is_routed_as_critical() -> None:
+    rig = TriageRig(WITH_DUTY)
+    post = make_post("1", text=POTHOLE, author_id="1001", published_at=rig.now)
+    rig.classify.handle(PostFetchedV1(post=post, fetched_at=rig.now))
+    rig.publisher.published.clear()  # classify's hand-off is still on its way to route
+    assert rig.stored(post).status is S.NEW
+
+    marked = rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
+    assert marked.status is S.NEW and marked.classification.priority is Priority.CRITICAL
+    assert marked.events[-1].kind == "corrected" and marked.events[-1].actor == "centre (triage)"
+    rig.routed()
+    assert rig.stored(post).department_ids == ("roads", "edds")
+    assert rig.sent() == [("roads", "new_incident", True), ("edds", "new_incident", True)]
+
+
+def test_marking_not_dangerous_lowers_the_priority_without_rerouting() -> None:
+    rig = TriageRig(WITH_DUTY)
+    post = rig.post("1", MANHOLE, "1001")  # the classifier's danger: critical, to roads and the duty service
+    assert rig.stored(post).classification.priority is Priority.CRITICAL
+    sent = rig.sent()
+
+    calmed = rig.triage.mark_danger(rig.operator, post.incident_id, False, "люк закрыт, фото старое")
+    assert not calmed.classification.danger and calmed.classification.priority is Priority.NORMAL
+    assert calmed.routing_round == 0 and calmed.status is S.ROUTED and rig.publisher.published == []
+    event = calmed.events[-1]
+    assert event.kind == "corrected" and event.actor == "centre (triage)"
+    assert event.note == "marked not dangerous by the operator: priority critical -> normal (люк закрыт, фото старое)"
+    record = rig.feedback.records[post.incident_id]
+    assert record["danger"] is False and record["classifier_said"]["danger"] is True
+    assert rig.triage.mark_danger(rig.operator, post.incident_id, False, "") == rig.stored(post)
+    rig.routed()
+    assert rig.sent() == sent
+
+
+def test_priority_when_dangerous_keeps_grouping_rule_for_many_residents() -> None:
+    critical = make_incident(priority=Priority.CRITICAL)
+    assert priority_when_dangerous(critical, dangerous=False) is Priority.NORMAL
+    assert priority_when_dangerous(critical.model_copy(update={"residents": 3}), False) is Priority.HIGH
+    assert priority_when_dangerous(make_incident(priority=Priority.LOW), False) is Priority.LOW
+    assert priority_when_dangerous(make_incident(priority=Priority.LOW), True) is Priority.CRITICAL
+
+
+def test_danger_is_refused_for_closed_merged_and_irrelevant_incidents() -> None:
+    rig = TriageRig(WITH_DUTY)
+    closed = rig.post("1", POTHOLE, "1001")
+    rig.close(closed.incident_id)
+    rig.now += timedelta(days=30)  # too late to reopen it: the next post starts an incident of its own
+    first = rig.post("2", POTHOLE, "1002")
+    merged = rig.post("3", POTHOLE_AGAIN, "1003")
+    assert rig.stored(merged).merged_into == first.incident_id
+    dismissed = rig.post("4", OTHER_HOUSE, "1004")
+    rig.triage.not_a_complaint(rig.operator, dismissed.incident_id, "")
+    rig.feedback.records.clear()
+
+    for post in (closed, merged, dismissed):
+        with pytest.raises(ActionRefused, match=r"^Обращение .*: опасность отмечают у открытых обращений"):
+            rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
+    assert rig.feedback.records == {} and rig.stored(first).classification.priority is Priority.NORMAL
