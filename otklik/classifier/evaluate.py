@@ -34,28 +34,11 @@ def report(
     names |= {
         n.name.lower(): n.municipality for n in classifier.gazetteer.names if n.kind == "alias" and n.name[:1].isupper()
     }
-    complaint = _binary([p.is_complaint for p in posts], [v.is_complaint for v in verdicts])
-    danger = _binary([p.danger for p in posts], [v.danger for v in verdicts])
+    complaint = binary_scores([p.is_complaint for p in posts], [v.is_complaint for v in verdicts])
+    danger = binary_scores([p.danger for p in posts], [v.danger for v in verdicts])
     complaints = [(p, v) for p, v in zip(posts, verdicts, strict=True) if p.is_complaint]
-    categories = sorted({p.category for p, _ in complaints} | {v.category for _, v in complaints})
-    confusion = {c: dict.fromkeys(categories, 0) for c in categories}
-    for p, v in complaints:
-        confusion[p.category][v.category] += 1
-    per_category = {}
-    for c in categories:
-        tp = confusion[c][c]
-        predicted = sum(confusion[r][c] for r in categories)
-        actual = sum(confusion[c].values())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_category[c] = {
-            "precision": round(precision, 3),
-            "recall": round(recall, 3),
-            "f1": round(f1, 3),
-            "n": actual,
-        }
-    accuracy = sum(confusion[c][c] for c in categories) / len(complaints) if complaints else 0.0
+    confusion, per_category = class_scores([p.category for p, _ in complaints], [v.category for _, v in complaints])
+    accuracy = sum(confusion[c][c] for c in confusion) / len(complaints) if complaints else 0.0
     located = [(p, v) for p, v in zip(posts, verdicts, strict=True) if p.municipality]
     right_place = sum(1 for p, v in located if names.get(str(p.municipality).lower()) == v.municipality)
     unknown_labels = sorted({str(p.municipality) for p, _ in located if str(p.municipality).lower() not in names})
@@ -76,7 +59,28 @@ def report(
     }
 
 
-def _binary(truth: Sequence[bool], predicted: Sequence[bool]) -> dict[str, Any]:
+def class_scores(
+    truth: Sequence[str], predicted: Sequence[str]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]]]:
+    """The confusion matrix (rows: truth) over every class either side names, and per class precision, recall,
+    F1 and the number of true posts."""
+    classes = sorted(set(truth) | set(predicted))
+    confusion = {c: dict.fromkeys(classes, 0) for c in classes}
+    for t, p in zip(truth, predicted, strict=True):
+        confusion[t][p] += 1
+    per_class = {}
+    for c in classes:
+        tp = confusion[c][c]
+        said = sum(confusion[r][c] for r in classes)
+        actual = sum(confusion[c].values())
+        precision = tp / said if said else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[c] = {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3), "n": actual}
+    return confusion, per_class
+
+
+def binary_scores(truth: Sequence[bool], predicted: Sequence[bool]) -> dict[str, Any]:
     counts = Counter(zip(truth, predicted, strict=True))
     tp, fp, fn = counts[(True, True)], counts[(False, True)], counts[(True, False)]
     return {

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from otklik import REPO_ROOT
+from otklik.classifier.evaluate import binary_scores, class_scores
+from shared.classifier.places import SETTLEMENT_WORDS, STREET_WORDS
 from shared.classifier.russian import RussianClassifier
 from shared.classifier.text import analyse_word
 from shared.domain.models import Classification
@@ -88,6 +89,7 @@ def evaluate(path: Path | None = None, classifier: RussianClassifier | None = No
     posts = load_real(path or real_dev_path())
     verdicts = [classifier.decide(p.text, SOURCE_OF_KIND.get(p.source_kind)) for p in posts]
     result = report(posts, verdicts)
+    result["set"] = (path or real_dev_path()).name
     result["classifier"] = classifier.name
     return result
 
@@ -95,36 +97,18 @@ def evaluate(path: Path | None = None, classifier: RussianClassifier | None = No
 def report(posts: Sequence[RealPost], verdicts: Sequence[Classification]) -> dict[str, Any]:
     truth = [p.label for p in posts]
     predicted = [label_of(v) for v in verdicts]
-    labels = sorted(set(truth) | set(predicted))
-    confusion = {t: dict.fromkeys(labels, 0) for t in labels}
-    for t, p in zip(truth, predicted, strict=True):
-        confusion[t][p] += 1
-    per_label = {}
-    for label in labels:
-        tp = confusion[label][label]
-        predicted_n = sum(confusion[t][label] for t in labels)
-        actual = sum(confusion[label].values())
-        precision = tp / predicted_n if predicted_n else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {
-            "precision": round(precision, 3),
-            "recall": round(recall, 3),
-            "f1": round(f1, 3),
-            "n": actual,
-        }
-    accuracy = sum(confusion[label][label] for label in labels) / len(posts) if posts else 0.0
+    confusion, per_label = class_scores(truth, predicted)
+    accuracy = sum(confusion[label][label] for label in confusion) / len(posts) if posts else 0.0
     macro_f1 = sum(m["f1"] for m in per_label.values()) / len(per_label) if per_label else 0.0
 
-    complaint = _binary([p.is_complaint for p in posts], [v.is_complaint for v in verdicts])
-    danger = _binary([p.danger for p in posts], [v.danger for v in verdicts])
+    complaint = binary_scores([p.is_complaint for p in posts], [v.is_complaint for v in verdicts])
+    danger = binary_scores([p.danger for p in posts], [v.danger for v in verdicts])
     non_complaints = [(p, v) for p, v in zip(posts, verdicts, strict=True) if not p.is_complaint]
     flagged = [p.line for p, v in non_complaints if v.is_complaint]
     named = [(p, v) for p, v in zip(posts, verdicts, strict=True) if p.place]
     found = [p.line for p, v in named if place_found(p.place, v.places)]
     complaints = [(p, v) for p, v in zip(posts, verdicts, strict=True) if p.is_complaint and v.is_complaint]
     return {
-        "set": str(real_dev_path().name),
         "posts": len(posts),
         "accuracy": round(accuracy, 3),
         "macro_f1": round(macro_f1, 3),
@@ -167,66 +151,11 @@ def meets(result: dict[str, Any]) -> dict[str, bool]:
 
 # --- does a labelled place appear among the places found? -------------------------------------------------------
 # The kind of a place is not part of its name: "ул. Грота" and "улица Грота" are one street.
-PLACE_KINDS = frozenset(
-    [
-        "ул",
-        "улица",
-        "пр",
-        "пр-т",
-        "проспект",
-        "пер",
-        "переулок",
-        "б-р",
-        "бульвар",
-        "пл",
-        "площадь",
-        "наб",
-        "набережная",
-        "ш",
-        "шоссе",
-        "тракт",
-        "проезд",
-        "тупик",
-        "аллея",
-        "мкр",
-        "мкр-н",
-        "микрорайон",
-        "р-н",
-        "район",
-        "округ",
-        "муниципальный",
-        "городской",
-        "г",
-        "город",
-        "д",
-        "дер",
-        "деревня",
-        "с",
-        "село",
-        "п",
-        "пос",
-        "поселок",
-        "пгт",
-        "рп",
-        "х",
-        "хутор",
-        "ст",
-        "станица",
-        "слобода",
-        "им",
-        "имени",
-        "дом",
-        "д",
-        "корп",
-        "корпус",
-        "стр",
-        "строение",
-        "кв",
-        "область",
-        "обл",
-        "край",
-        "республика",
-    ]
+PLACE_KINDS = (
+    STREET_WORDS
+    | SETTLEMENT_WORDS
+    | {"р-н", "район", "округ", "муниципальный", "городской", "рп", "имени", "дом", "корп", "корпус", "стр"}
+    | {"строение", "кв", "область", "обл", "край", "республика"}
 )
 _PLACE_WORD = re.compile(r"[0-9]+[а-яa-z]?|[а-яёa-z]+(?:-[а-яёa-z]+)*", re.IGNORECASE)
 
@@ -265,19 +194,6 @@ def place_found(label: str, places: Sequence[str]) -> bool:
         if names and any(names <= n and numbers <= h for n, h in found):
             return True
     return False
-
-
-def _binary(truth: Sequence[bool], predicted: Sequence[bool]) -> dict[str, Any]:
-    counts = Counter(zip(truth, predicted, strict=True))
-    tp, fp, fn = counts[(True, True)], counts[(False, True)], counts[(True, False)]
-    return {
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 0.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 0.0,
-        "positives": tp + fn,
-        "true_positives": tp,
-        "false_positives": fp,
-        "false_negatives": fn,
-    }
 
 
 def render(result: dict[str, Any]) -> str:

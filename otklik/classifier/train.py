@@ -162,7 +162,7 @@ def train(
         chosen_on = "cross-validated training predictions"
     classes = [str(c) for c in label.classes_]
     screen_threshold = _recall_threshold(truth != NOT_A_COMPLAINT, p_screen, SCREEN_RECALL)
-    label_threshold = _best_accuracy_threshold(truth, p_label, classes, p_screen >= screen_threshold)
+    label_threshold = _best_balanced_threshold(truth, p_label, classes, p_screen >= screen_threshold)
     danger_threshold = _precision_threshold(truth_danger, p_danger, DANGER_PRECISION)
 
     heads = {
@@ -240,7 +240,7 @@ def _recall_threshold(truth: Any, p: Any, recall: float) -> float:
     return 0.02
 
 
-def _best_accuracy_threshold(truth: Any, p_label: Any, classes: list[str], screened: Any) -> float:
+def _best_balanced_threshold(truth: Any, p_label: Any, classes: list[str], screened: Any) -> float:
     """The P(not_a_complaint) below which a screened post is a complaint, for the best balanced accuracy."""
     import numpy as np
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from shared.classifier.addresses import places_of
 from shared.classifier.features import features
-from shared.classifier.model import MODEL, Head, LinearModel
+from shared.classifier.model import MODEL, LinearModel
 from shared.classifier.places import GAZETTEERS, Gazetteer
 from shared.classifier.taxonomy import TAXONOMY, Scores, Taxonomy
 from shared.classifier.text import tokenize
@@ -96,8 +96,7 @@ class RussianClassifier:
             danger = p_danger >= danger_head.threshold and not scores.resolved
             # A hazard is always a complaint: the team must not miss one because it was phrased as news.
             is_complaint = is_complaint or danger
-            chosen = _category(labels)
-            why = label_head.explain(x, chosen if is_complaint else NOT_A_COMPLAINT)
+            why = label_head.explain(x, _category(labels) if is_complaint else NOT_A_COMPLAINT)
             label = "жалоба" if is_complaint else "не жалоба"
             evidence.append(f"{label} ({p_complaint:.2f}): {_said(why, scores)}")
         category = _category(labels)
@@ -202,10 +201,6 @@ GENRE_WORDS = {
     "quote": "цитата",
     "headline": "заголовок",
 }
-
-
-def head_classes(head: Head) -> tuple[str, ...]:
-    return head.classes
 
 
 @functools.cache

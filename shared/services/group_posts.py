@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.ids import incident_id_for
-from shared.domain.lifecycle import record_event, transition
+from shared.domain.lifecycle import new_routing_round, record_event, transition
 from shared.domain.models import (
     Classification,
     Department,
@@ -308,20 +308,7 @@ class PostGrouper:
         return started[0]
 
     def _new_round(self, i: Incident, reason: str, now: datetime, note: str) -> Incident:
-        return transition(
-            i,
-            S.ROUTED,
-            at=now,
-            actor=ACTOR,
-            note=note[:500],
-            routing_round=i.routing_round + 1,
-            routing_reason=reason,
-            undelivered=True,
-            delivery={},
-            routed_at=now,
-            overdue=False,
-            followup_asked_at=None,
-        )
+        return new_routing_round(i, reason, at=now, actor=ACTOR, note=note[:500])
 
     def _departments(self, incident: Incident) -> list[Department]:
         return departments_of(self.directory(), incident)

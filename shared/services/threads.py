@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from shared.domain.deadlines import Deadlines, schedule
 from shared.domain.errors import TransientError
 from shared.domain.ids import incident_id_for
-from shared.domain.lifecycle import record_event, transition
+from shared.domain.lifecycle import new_routing_round, record_event, transition
 from shared.domain.models import Answer, Department, Incident, IncidentStatus, Post
 from shared.ports import Clock, DepartmentDirectory, IncidentRepository, MarkerSet
 from shared.services.routing import departments_of
@@ -135,19 +135,8 @@ class ThreadReplies:
                     followup_asked_at=None,
                     next_check_at=None,
                 )
-            moved = transition(
-                i,
-                S.ROUTED,
-                at=now,
-                actor=ACTOR,
-                note=f"reopened: the author says it is not fixed: {text[:200]}",
-                followup_asked_at=None,
-                routing_round=i.routing_round + 1,
-                routing_reason="reopened",
-                undelivered=True,
-                delivery={},
-                routed_at=now,
-                overdue=False,
+            moved = new_routing_round(
+                i, "reopened", at=now, actor=ACTOR, note=f"reopened: the author says it is not fixed: {text[:200]}"
             )
             # New clocks from now: the department gets the policy's full time to answer the reopened incident.
             moved = moved.model_copy(update=self.deadlines().on_routing(moved, self._departments(moved), now))
