@@ -1,6 +1,7 @@
 """``make bench``: speed and memory of the pieces that decide cost and latency, written to bench/results/.
 
-- classifier: posts/s on one core and per-post latency (p50, p99) of the classify function's classifier;
+- classifier: the first stage's posts/s on one core and per-post latency (p50, p99); the second stage's cost per
+  kept post and the share kept; the sentence encoder's load;
 - ingest: posts/s from a VK wall stand-in through the connector, markers and publisher on the emulators;
 - cold start: per function, a fresh interpreter importing main.py under functions-framework and building its
   service from configuration (the work a new instance does before its first request): wall time and peak RSS.
@@ -54,14 +55,20 @@ SERVICES = {
 }
 
 
-def bench_classifier(target_posts: int = 20_000, chars: int = 300) -> dict[str, object]:
+def bench_classifier(
+    target_posts: int = 20_000, chars: int = 300, second_stage_posts: int = 1_000
+) -> dict[str, object]:
     """Posts of about ``chars`` characters, each different (corpus posts joined in random pairs and triples), on
-    one core through the classifier the classify function runs. The word cache starts empty."""
+    one core. The first stage (every post) alone; then the whole decision on ``second_stage_posts`` of them: the
+    share the screen keeps, and what a kept post costs (its sentence embedding and the three second-stage heads);
+    the sentence encoder's load, paid once per instance with the first kept post. The word cache starts empty."""
     import random
+    import resource
 
     sys.path.insert(0, str(ROOT))
     from otklik.classifier.corpus import load
     from shared.classifier.russian import RussianClassifier
+    from shared.classifier.sentence import embed
     from shared.classifier.text import analyse_word
 
     texts = [p.text for p in load()]
@@ -78,18 +85,42 @@ def bench_classifier(target_posts: int = 20_000, chars: int = 300) -> dict[str, 
     began = time.perf_counter()
     for text in corpus:
         t = time.perf_counter()
-        classifier.decide(text, "vk")
+        classifier.screen(text)
         latencies.append(time.perf_counter() - t)
     total = time.perf_counter() - began
     latencies.sort()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    embed(["загрузка"])
+    encoder_load = time.perf_counter() - t
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    threshold = classifier.model.heads["screen"].threshold
+    kept: list[float] = []
+    full: list[float] = []
+    for text in corpus[:second_stage_posts]:
+        t = time.perf_counter()
+        classifier.decide(text, "vk")
+        spent = time.perf_counter() - t
+        (kept if classifier.screen(text) >= threshold else full).append(spent)
+    kept.sort()
     return {
         "classifier": classifier.name,
         "posts": len(corpus),
         "distinct_posts": len(set(corpus)),
         "mean_chars": round(statistics.mean(len(t) for t in corpus)),
-        "posts_per_second": round(len(corpus) / total),
-        "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 3),
-        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "first_stage": {
+            "posts_per_second": round(len(corpus) / total),
+            "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 3),
+            "latency_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        },
+        "second_stage": {
+            "posts": second_stage_posts,
+            "kept_by_the_screen_share": round(len(kept) / second_stage_posts, 3),
+            "kept_post_ms_p50": round(kept[len(kept) // 2] * 1000, 2) if kept else None,
+            "kept_post_ms_p99": round(kept[int(len(kept) * 0.99)] * 1000, 2) if kept else None,
+            "sentence_encoder_load_seconds": round(encoder_load, 2),
+            "sentence_encoder_rss_mb": round((rss_after - rss_before) / 1024, 1),
+        },
     }
 
 

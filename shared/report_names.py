@@ -6,10 +6,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from shared.config import RoutingConfig
 from shared.services.reports import Names
+from shared.yaml_data import load_yaml
 
 GAZETTEERS = Path(__file__).resolve().parent / "classifier" / "gazetteers"
 
@@ -19,7 +18,7 @@ def municipality_names(folder: Path = GAZETTEERS) -> dict[str, str]:
     """Municipality id -> its name, read straight from the YAML (no morphology needed to name a place)."""
     names: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         for raw in data.get("municipalities") or []:
             names[str(raw["id"])] = str(raw.get("name") or raw["id"])
     return names

@@ -3,9 +3,8 @@ model itself (the sentence encoder brings numpy, but only for the second stage).
 
 Heads (``otklik-ru-v2``):
 - ``screen`` (binary, sparse features only): the first decision, complaint or not, on every post — cheap;
-- ``label`` (one of the taxonomy's categories or ``not_a_complaint``): what an operator would file the post as,
-  from the sparse features and the post's sentence embedding; run only on posts the screen kept;
-- ``danger`` (binary, sparse + embedding): an immediate hazard to people; also second stage only.
+- ``complaint`` (binary), ``category`` (one of the taxonomy's ids, learnt from complaints) and ``danger``
+  (binary): from the sparse features and the post's sentence embedding, run only on posts the screen kept.
 
 A head is ``{"classes", "intercept", "weights": {feature: [w per class]}, "dense"?: [[w per class] per
 dimension], "threshold"?}``; a binary head has one weight per feature (the positive class's logit), a multi-class

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shared.classifier.text import Token, parse_word, tokenize, words
+from shared.yaml_data import load_yaml
 
 GAZETTEERS = Path(__file__).resolve().parent / "gazetteers"
 # Words after which a capitalised name is a street or an institution named after someone, not a place.
@@ -145,7 +144,7 @@ class Gazetteer:
         municipalities: list[Municipality] = []
         names: list[PlaceName] = []
         for path in sorted(folder.glob("*.yaml")):
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
             region = str(data.get("region") or path.stem)
             for raw in data.get("municipalities") or []:
                 m = Municipality(
@@ -252,7 +251,7 @@ def municipality_regions(folder: Path = GAZETTEERS) -> dict[str, str]:
     that building the place-name index costs (route and department_api never load pymorphy3)."""
     regions: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         region = str(data.get("region") or path.stem)
         for raw in data.get("municipalities") or []:
             regions[str(raw["id"])] = region

@@ -6,10 +6,10 @@ Decisions, and why each is made that way:
 - **first stage, every post** (thousands a second): the ``screen`` head on the lemmas, the taxonomy's scores and
   the genre cues says whether the post could be a complaint. Its threshold keeps almost every complaint; what it
   drops (most news, notices, ads, chatter — the bulk of real traffic) is decided there, cheaply;
-- **second stage, the posts it kept**: the post's sentence embedding joins the sparse features. The ``label``
-  head files the post as one of the categories or as not a complaint (a complaint while P(not a complaint) stays
-  under its threshold), the ``danger`` head says whether it is an immediate hazard to people, unless the post says
-  the hazard is dealt with ("люк закрыли"). A category operators added to the taxonomy that the model does not
+- **second stage, the posts it kept**: the post's sentence embedding joins the sparse features. The ``complaint``
+  head decides complaint or not, the ``category`` head (learnt from complaints only) what it is about, the
+  ``danger`` head whether it is an immediate hazard to people, unless the post says the hazard is dealt with
+  ("люк закрыли"); a hazard is always a complaint. A category operators added to the taxonomy that the model does not
   know wins when its phrases outscore every other;
 - **municipality**: a place named in the text that belongs to the source's municipality, else the first place
   named, else the source's municipality, else the coordinates; **places**: streets with the house number,
@@ -20,7 +20,7 @@ Decisions, and why each is made that way:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.classifier.addresses import places_of
@@ -33,7 +33,6 @@ from shared.domain.categories import category_name
 from shared.domain.models import Classification, Geo, Post, Priority
 
 NAME = "ru-morph-linear"
-NOT_A_COMPLAINT = "not_a_complaint"
 EVIDENCE_WORDS = 4
 Embedder = Callable[[list[str]], list[list[float]]]
 
@@ -76,41 +75,45 @@ class RussianClassifier:
         scores = self.taxonomy.score(tokens)
         x = features(text, tokens, scores)
         heads = self.model.heads
-        screen, label_head, danger_head = heads["screen"], heads["label"], heads["danger"]
+        screen, complaint_head, category_head, danger_head = (
+            heads["screen"],
+            heads["complaint"],
+            heads["category"],
+            heads["danger"],
+        )
         p_screen = screen.positive(x)
         evidence: list[str] = []
 
         if p_screen < screen.threshold:
             is_complaint, danger, p_danger = False, False, 0.0
-            labels = label_head.probabilities(x)  # sparse only: the category a non-complaint is closest to
+            categories = category_head.probabilities(x)  # sparse only: the category a non-complaint is closest to
             p_complaint = p_screen
             why = screen.explain(x, screen.classes[0])
             evidence.append(f"не жалоба ({p_screen:.2f}, первый отбор): {_said(why, scores)}")
         else:
             embedding = self.embedder([text])[0]
             scale = self.model.dense_scale
-            labels = label_head.probabilities(x, embedding, scale)
-            p_complaint = 1 - labels.get(NOT_A_COMPLAINT, 0.0)
-            is_complaint = labels.get(NOT_A_COMPLAINT, 0.0) < label_head.threshold
+            categories = category_head.probabilities(x, embedding, scale)
+            p_complaint = complaint_head.positive(x, embedding, scale)
             p_danger = danger_head.positive(x, embedding, scale)
             danger = p_danger >= danger_head.threshold and not scores.resolved
             # A hazard is always a complaint: the team must not miss one because it was phrased as news.
-            is_complaint = is_complaint or danger
-            why = label_head.explain(x, _category(labels) if is_complaint else NOT_A_COMPLAINT)
+            is_complaint = p_complaint >= complaint_head.threshold or danger
+            why = complaint_head.explain(x, complaint_head.classes[1 if is_complaint else 0])
             label = "жалоба" if is_complaint else "не жалоба"
             evidence.append(f"{label} ({p_complaint:.2f}): {_said(why, scores)}")
-        category = _category(labels)
+        category = max(categories, key=lambda c: categories[c])
         rule_category, rule_score = scores.best_category()
         if (
             rule_category is not None
-            and rule_category not in label_head.classes
-            and rule_score > max((scores.categories.get(c, 0.0) for c in label_head.classes), default=0.0)
+            and rule_category not in category_head.classes
+            and rule_score > max((scores.categories.get(c, 0.0) for c in category_head.classes), default=0.0)
         ):
             category = rule_category
             evidence.append(f"категория «{category_name(category)}»: фразы операторов {scores.evidence.get(category)}")
         elif is_complaint:
-            words = _said(label_head.explain(x, category), scores)
-            evidence.append(f"категория «{category_name(category)}» ({labels[category]:.2f}): {words}")
+            words = _said(category_head.explain(x, category), scores)
+            evidence.append(f"категория «{category_name(category)}» ({categories[category]:.2f}): {words}")
         if danger:
             evidence.append(f"опасно ({p_danger:.2f}): {_said(danger_head.explain(x, danger_head.classes[1]), scores)}")
         elif is_complaint and scores.danger and scores.resolved:
@@ -125,7 +128,7 @@ class RussianClassifier:
             evidence.append(f"муниципалитет «{self._name_of(municipality)}»: по координатам")
 
         priority = Priority.CRITICAL if danger else Priority.NORMAL if is_complaint else Priority.LOW
-        confidence = labels.get(category, 0.0) * p_complaint if is_complaint else 1 - p_complaint
+        confidence = categories.get(category, 0.0) * p_complaint if is_complaint else 1 - p_complaint
         if danger:
             confidence = max(confidence, p_danger)
         return Classification(
@@ -157,11 +160,6 @@ class RussianClassifier:
         if geo is not None:
             return self.gazetteer.locate(geo.lat, geo.lon)
         return None
-
-
-def _category(labels: Mapping[str, float]) -> str:
-    """The most probable category (not_a_complaint aside): what the post is about, complaint or not."""
-    return max((c for c in labels if c != NOT_A_COMPLAINT), key=lambda c: labels[c])
 
 
 def _said(features: list[str], scores: Scores) -> str:

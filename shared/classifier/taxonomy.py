@@ -16,6 +16,7 @@ import yaml
 
 from shared.classifier.text import Token, lemma_key, words
 from shared.domain.errors import ConfigError
+from shared.yaml_data import load_yaml
 
 TAXONOMY = Path(__file__).resolve().parent / "taxonomy.yaml"
 MAX_GAP = 2
@@ -77,7 +78,7 @@ class Taxonomy:
     @classmethod
     def load(cls, path: Path = TAXONOMY) -> Taxonomy:
         try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data: Any = load_yaml(path.read_text(encoding="utf-8"))
             categories = {
                 str(cid): _phrases(spec.get("phrases") or {}, f"categories.{cid}.phrases")
                 for cid, spec in (data.get("categories") or {}).items()

@@ -25,11 +25,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from shared.domain.categories import CATEGORY_NAMES, category_name
 from shared.domain.models import Incident, IncidentStatus
 from shared.services.paging import by_created_at
+from shared.yaml_data import load_yaml
 
 S = IncidentStatus
 # Everything a resident complained about, whatever became of it. IRRELEVANT is chatter, not a request.
@@ -87,7 +86,7 @@ def load_settlements(folder: Path) -> dict[str, Settlement]:
     """Municipality id -> Settlement, straight from the gazetteers' YAML (no morphology is loaded)."""
     found: dict[str, Settlement] = {}
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         for raw in data.get("municipalities") or []:
             names = [*(raw.get("settlements") or []), *(raw.get("districts") or [])]
             found[str(raw["id"])] = Settlement(

@@ -80,11 +80,6 @@ def test_hazards_are_dangerous_critical_complaints(classifier: RussianClassifier
     assert any(e.startswith("опасно") for e in result.evidence)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otklik-ru-v2 files this short question as not a complaint (P 0.8): short VK questions without a place "
-    "are the weakest case of the real-post model (issue 15, README 'Classifier')",
-)
 def test_an_ordinary_complaint_is_not_dangerous(classifier: RussianClassifier) -> None:
     result = classify(classifier, "Когда уже покрасят лавочки в сквере? Облезли совсем.")
     assert result.danger is False and result.priority is Priority.NORMAL
