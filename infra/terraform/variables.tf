@@ -35,8 +35,9 @@ variable "functions" {
       timeout_seconds = optional(number, 300)
       max_instances   = optional(number, 1)
     }), {})
+    # 512M: the sentence encoder of the classifier's second stage takes ~130 MB on top of ~130 MB (bench/results).
     classify = optional(object({
-      memory          = optional(string, "256M")
+      memory          = optional(string, "512M")
       timeout_seconds = optional(number, 120)
       max_instances   = optional(number, 3)
     }), {})

@@ -184,7 +184,7 @@ class Gazetteer:
                 unknown = self._unknown_at(ws, i)
                 if unknown:
                     _add(found.places, unknown)
-                    found.evidence.append(f"place: {unknown} (not in the gazetteer)")
+                    found.evidence.append(f"место: {unknown} (нет в справочнике)")
                 i += 1
                 continue
             name, length = match
@@ -197,10 +197,10 @@ class Gazetteer:
                 _add(found.places, name.name)
             chosen = _choose(options, prefer, certain)
             if chosen is None:
-                found.evidence.append(f"place: «{surface}» → {name.name} (in several municipalities)")
+                found.evidence.append(f"место: «{surface}» → {name.name} (есть в нескольких муниципалитетах)")
                 continue
             _add(found.municipalities, chosen)
-            found.evidence.append(f"place: «{surface}» → {name.name} ({self.municipalities[chosen].name})")
+            found.evidence.append(f"место: «{surface}» → {name.name} ({self.municipalities[chosen].name})")
         return found
 
     def _match_at(self, ws: Sequence[Token], keys: Sequence[frozenset[str]], i: int) -> tuple[PlaceName, int] | None:

@@ -165,7 +165,9 @@ class Incident(Model):
     resolve_level: int = Field(default=0, description="escalation steps taken on the resolution clock")
     next_check_at: UtcDatetime | None = Field(default=None, description="when remind looks at it next")
     routing_round: int = Field(default=0, description="0 when first routed, +1 on every re-routing")
-    routing_reason: str = Field(default="new", description="why the last routing round began: new, rerouted, reopened")
+    routing_reason: str = Field(
+        default="new", description="why the last routing round began: new, rerouted, reopened, raised, marked_dangerous"
+    )
     followup_asked_at: UtcDatetime | None = Field(default=None, description="when the author was asked: is it fixed?")
     # "<department>/<channel>" -> sent, sending (retrying) or failed: a clerk sees at once who never got it.
     delivery: dict[str, str] = Field(default_factory=dict)

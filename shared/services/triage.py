@@ -6,8 +6,8 @@
 - **not a complaint**: the classifier was wrong; the incident becomes ``irrelevant`` (remind stops) and the
   post goes to the labelled corpus's feedback (``corpus_feedback``, exported by ``otklik corpus-feedback``);
 - **danger**: an immediate hazard to people or not. Dangerous makes it critical, and one already routed starts
-  a new routing round (``raised.N``, urgent: the duty service that takes critical incidents hears of it, as
-  when a resident's dangerous report raises it in grouping); not dangerous lowers critical back (normal, high
+  a new routing round (``marked_dangerous.N``, urgent: the duty service that takes critical incidents hears of
+  it, as when a resident's dangerous report raises it in grouping); not dangerous lowers critical back (normal, high
   from three residents) without re-routing. Both go to ``corpus_feedback`` with the danger label;
 - **merge** incident A into B (the same problem grouping missed): A's post and reports move to B as reports, A
   becomes ``merged``; **split** a merged post out into an incident of its own, routed like a new one.
@@ -38,7 +38,7 @@ QUEUE_STATUSES = (S.NEW, S.ROUTED, S.ACKNOWLEDGED, S.ANSWERED)
 QUEUE_DAYS = 90  # how far back the queue looks; older open incidents are the digest's and reports' business
 QUEUE_LIMIT = 2000
 PRIORITY_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
-RAISED = "raised"  # the routing reason of a round started by raising an incident to critical (group_posts.py)
+MARKED_DANGEROUS = "marked_dangerous"  # the routing reason of a round the operator started by marking danger
 # Incidents whose danger is no longer anyone's business, and why (the operator reads it on the page, in Russian).
 DANGER_REFUSED = {
     S.CLOSED: "уже решено и закрыто",
@@ -230,7 +230,7 @@ class TriageService:
     def mark_danger(self, actor: Actor, incident_id: str, dangerous: bool, reason: str = "") -> Incident:
         """The operator's verdict on danger (:func:`priority_when_dangerous`). Raised to critical while departments
         work on it, the incident starts a new routing round, as a dangerous report does in grouping
-        (``PostGrouper._with_report``): ``raised.N``, urgent, to its departments and those that take critical
+        (``PostGrouper._with_report``): ``marked_dangerous.N``, urgent, to its departments and those that take critical
         incidents (the duty service), with the critical clocks from now. A new incident is handed to route again
         (routed as critical). Lowering re-routes nothing. Marking it as it already is changes nothing, except that
         a raised round whose hand-off to route was lost is handed again (route notifies once per round)."""
@@ -248,7 +248,7 @@ class TriageService:
             c = i.classification
             priority = priority_when_dangerous(i, dangerous)
             if c.danger is dangerous and c.priority is priority:
-                if dangerous and i.routing_reason == RAISED and i.undelivered:
+                if dangerous and i.routing_reason == MARKED_DANGEROUS and i.undelivered:
                     handoff.append(i)
                 return None
             now = self.clock()
@@ -278,7 +278,7 @@ class TriageService:
                 return updated
             note = f"priority raised to critical by the operator: dangerous{why}"
             moved = new_routing_round(
-                i, RAISED, at=now, actor=actor.name, note=note[:500], classification=classification
+                i, MARKED_DANGEROUS, at=now, actor=actor.name, note=note[:500], classification=classification
             )
             # Critical incidents may have more owners (the duty service): they hear of it now, the others again.
             targets = [d.id for d in directory.departments_for(moved)]

@@ -113,6 +113,6 @@ def test_the_operator_filters_the_queue_merges_splits_dismisses_and_marks_danger
     assert stored.incident(again.id).status is S.NEW and stored.incident(pothole.id).reports == ()
     assert stored.incident(advert.id).status is S.IRRELEVANT
     assert stored.incident(pothole.id).classification.priority is Priority.CRITICAL
-    assert stored.incident(pothole.id).routing_reason == "raised"
+    assert stored.incident(pothole.id).routing_reason == "marked_dangerous"
     feedback = stored.db.collection("corpus_feedback").document(advert.id).get().to_dict()
     assert feedback["is_complaint"] is False and feedback["by"] == "region-coordinator"

@@ -259,7 +259,7 @@ def test_the_page_shows_the_classifiers_evidence_and_marking_danger_starts_the_f
 
     stored = triage.page.incident(incident.id)
     assert stored.classification.danger and stored.classification.priority is Priority.CRITICAL
-    assert stored.routing_reason == "raised" and stored.routing_round == 1
+    assert stored.routing_reason == "marked_dangerous" and stored.routing_round == 1
     assert stored.department_ids == (DEPARTMENT, "shakhty-edds")
     assert stored.status_history[-1].actor == f"{COORDINATOR} (triage)"
     assert "люди выходят на проезжую часть" in stored.status_history[-1].note

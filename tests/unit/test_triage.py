@@ -220,15 +220,19 @@ def test_marking_a_routed_incident_dangerous_raises_it_and_tells_the_duty_servic
     marked = rig.triage.mark_danger(rig.operator, post.incident_id, True, "провал у остановки, люди обходят")
     c = marked.classification
     assert c.danger and c.priority is Priority.CRITICAL
-    assert marked.status is S.ROUTED and marked.routing_reason == "raised" and marked.routing_round == 1
+    assert marked.status is S.ROUTED and marked.routing_reason == "marked_dangerous" and marked.routing_round == 1
     assert marked.department_ids == ("roads", "edds") and marked.undelivered
     assert marked.reply_due_at == rig.now + timedelta(hours=2)  # the critical clock, from now
     last = marked.status_history[-1]
     assert last.actor == "centre (triage)" and "провал у остановки" in last.note
     assert len(rig.publisher.on("incidents")) == 1
     rig.routed()
-    # The fast lane grouping uses for a dangerous report: raised.N, urgent, the duty service included.
-    assert rig.sent() == [("roads", "new_incident", False), ("roads", "raised.1", True), ("edds", "raised.1", True)]
+    # The fast lane grouping uses for a dangerous report (its own kind, marked_dangerous.N), urgent, duty included.
+    assert rig.sent() == [
+        ("roads", "new_incident", False),
+        ("roads", "marked_dangerous.1", True),
+        ("edds", "marked_dangerous.1", True),
+    ]
     record = rig.feedback.records[post.incident_id]
     assert record["danger"] is True and record["classifier_said"]["danger"] is False and record["by"] == "centre"
 
@@ -246,13 +250,13 @@ def test_a_lost_hand_off_of_the_raised_round_is_finished_by_marking_again() -> N
     rig.publisher.fail_with = TransientError("pubsub unavailable")
     with pytest.raises(TransientError):
         rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
-    assert rig.stored(post).routing_reason == "raised" and rig.stored(post).undelivered
+    assert rig.stored(post).routing_reason == "marked_dangerous" and rig.stored(post).undelivered
     rig.publisher.fail_with = None
 
     rig.triage.mark_danger(rig.operator, post.incident_id, True, "")
     assert rig.stored(post).routing_round == 1  # the same round, handed to route once more
     rig.routed()
-    assert rig.sent()[1:] == [("roads", "raised.1", True), ("edds", "raised.1", True)]
+    assert rig.sent()[1:] == [("roads", "marked_dangerous.1", True), ("edds", "marked_dangerous.1", True)]
 
 
 def test_a_new_incident_marked_dangerous_is_routed_as_critical() -> None:
