@@ -18,9 +18,8 @@ Thresholds, on the development set when it is there (else on cross-validated tra
   non-complaint specificity, then accuracy): real sets differ in how many of their posts are complaints (the
   development set 40 %, residents' portals nearly all), and a threshold tuned for plain accuracy on one share
   drops the complaints of the other;
-- ``danger``: the lowest whose precision reaches :data:`DANGER_PRECISION` on the posts the screen keeps (the most
-  hazards caught that the duty service can still trust; on the development set a lower one catches 94 % of hazards
-  at 0.62 precision, and made 37 of the demo's 64 complaints critical).
+- ``danger``: the lowest whose precision on the posts the screen keeps reaches :data:`DANGER_PRECISION` (the most
+  hazards caught that the duty service can still trust), raised as far as it catches as many.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ MODEL_NAME = "otklik-ru-v2"
 LICENSED_DATA = REPO_ROOT.parent / "shared" / "data" / "ud_russian_taiga_social_news.jsonl"
 CACHE = REPO_ROOT / ".otklik" / "cache" / "embeddings.json"
 SCREEN_RECALL = 0.97
-DANGER_PRECISION = 0.70
+DANGER_PRECISION = 0.75  # the issue asks >= 0.70: aimed above it, as 35 real hazards give a coarse estimate
 DENSE_SCALE = 5.0  # the embedding's weight against the sparse features (chosen on the development set)
 C = 0.3  # chosen on the development set among 0.1-3 (stronger regularisation: the corpus is drafted)
 PRUNE = 1e-3
@@ -169,6 +168,7 @@ def train(
     screen_threshold = _recall_threshold(truly, p_screen, SCREEN_RECALL)
     complaint_threshold = _best_balanced_threshold(truly, p_complaint, p_screen >= screen_threshold)
     # A post the screen dropped is never dangerous; one the danger head flags is a complaint whatever else it is.
+    # A post the screen dropped is never dangerous; one the danger head flags is a complaint whatever else it is.
     danger_threshold = _precision_threshold(
         truth_danger, np.where(p_screen >= screen_threshold, p_danger, 0.0), DANGER_PRECISION
     )
@@ -264,11 +264,21 @@ def _best_balanced_threshold(truth: Any, p: Any, screened: Any) -> float:
 
 
 def _precision_threshold(truth: Any, p: Any, precision: float) -> float:
-    for t in [i / 100 for i in range(1, 96)]:
+    """The lowest threshold whose precision reaches ``precision``, then raised as far as it catches as many
+    positives: 35 real hazards are few, and the lowest such threshold sits on the edge of ordinary complaints
+    ("третий день нет горячей воды" just under it)."""
+    steps = [i / 100 for i in range(1, 96)]
+
+    def caught(t: float) -> tuple[float, float]:
         flagged = p >= t
-        if flagged.sum() and float((flagged & truth).sum()) / float(flagged.sum()) >= precision:
-            return t
-    return 0.95
+        found = float((flagged & truth).sum())
+        return found, (found / float(flagged.sum()) if flagged.sum() else 0.0)
+
+    lowest = next((t for t in steps if caught(t)[1] >= precision), None)
+    if lowest is None:
+        return 0.95
+    most = caught(lowest)[0]
+    return max(t for t in steps if t >= lowest and caught(t)[0] == most and caught(t)[1] >= precision)
 
 
 if __name__ == "__main__":
