@@ -473,7 +473,11 @@ def on_incident_classified(event_id: str, event_type: str, data: Any) -> Message
 
 def run_ingest() -> dict[str, Any]:
     report = ingest_service().run()
-    return {"published": report.published, "sources": [dataclasses.asdict(s) for s in report.sources]}
+    return {
+        "published": report.published,
+        "accounted": report.accounted,
+        "sources": [dataclasses.asdict(s) for s in report.sources],
+    }
 
 
 def _now_of(body: dict[str, Any] | None) -> datetime:

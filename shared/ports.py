@@ -124,11 +124,49 @@ class Rejected:
     reason: str
 
 
+class SkipReason(StrEnum):
+    """Why an item a source answered is not a post, on purpose. Each is counted by name in the ingest report, so
+    fetched = published + duplicates + skipped + quarantined always holds. The values are stable (health records
+    and reports keep them); the Russian names are for people."""
+
+    SERVICE_MESSAGE = "service_message"  # a member joined, a pin, a chat photo changed: no resident's words
+    CHAT_NOT_CONFIGURED = "chat_not_configured"  # the bot was added to a chat nobody configured as a source
+    EMPTY = "empty"  # nothing to read: no text, no photo, no place (a sticker, a deleted post)
+    FOLDED = "folded"  # another item already carries it: an album's later photo, an automatic forward
+    OLD = "old"  # older than the first run's window
+    NOT_RESIDENT = "not_resident"  # the community's or the bot's own post, an advertisement marked as such
+    UNSUPPORTED = "unsupported"  # an update kind Otklik does not read (a poll answer, a reaction)
+
+    @property
+    def russian(self) -> str:
+        return SKIP_REASON_NAMES[self]
+
+
+SKIP_REASON_NAMES = {
+    SkipReason.SERVICE_MESSAGE: "служебное сообщение",
+    SkipReason.CHAT_NOT_CONFIGURED: "чат не подключён как источник",
+    SkipReason.EMPTY: "пустое сообщение",
+    SkipReason.FOLDED: "вошло в другое сообщение",
+    SkipReason.OLD: "старше окна первого чтения",
+    SkipReason.NOT_RESIDENT: "не от жителя",
+    SkipReason.UNSUPPORTED: "вид обновления не читается",
+}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item a source returned that is not a post, on purpose: counted with its reason, not kept."""
+
+    key: str
+    reason: SkipReason
+
+
 @dataclass(frozen=True)
 class FetchResult:
     posts: list[Post]
     cursor: dict[str, Any]
     rejected: list[Rejected] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     # The source has more right now. A connector whose fetch acknowledges earlier items on the server's side
     # (Telegram's offset) returns one page at a time with ``more``; ingest publishes it, stores the cursor, then
     # fetches again, so nothing is acknowledged before it is published.

@@ -62,12 +62,20 @@ class RunSummary:
     def render(self) -> str:
         first, second = self.ingest_runs[0], self.ingest_runs[-1]
         lines = [f"Otklik local run ({self.emulators} emulators) in {self.seconds:.1f}s", "", "Ingest, first run:"]
-        lines.append(f"  {'source':<26}{'fetched':>8}{'new':>6}{'dupes':>7}{'bad':>5}  status")
+        lines.append(f"  {'source':<26}{'fetched':>8}{'new':>6}{'dupes':>7}{'skip':>6}{'bad':>5}  status")
         for s in first["sources"]:
             lines.append(
                 f"  {s['source_id']:<26}{s['fetched']:>8}{s['published']:>6}{s['duplicates']:>7}"
-                f"{s['quarantined']:>5}  {s['status']}"
+                f"{s['skipped']:>6}{s['quarantined']:>5}  {s['status']}"
             )
+        skips = Counter[str]()
+        for s in first["sources"]:
+            skips.update(s["skipped_by_reason"])
+        lines.append(
+            "  every item accounted for (fetched = new + dupes + skip + bad): "
+            + ("yes" if first["accounted"] else "NO")
+            + (f"; skipped: {', '.join(f'{k} {v}' for k, v in sorted(skips.items()))}" if skips else "")
+        )
         lines += [
             f"Pushed: {self.push.vk_events} VK Callback API events (answered ok: {self.push.vk_ok}), "
             f"{self.push.inbox_accepted} inbox post",

@@ -53,6 +53,29 @@ class Attachment(Model):
     url: SourceText
 
 
+class RepostOrigin(Model):
+    """The post a repost carries: a community reposting a resident's complaint is how complaints spread. The
+    original is one post however it is seen (its own wall, a repost, another repost)."""
+
+    source: str = Field(min_length=1)
+    community: SourceText = Field(min_length=1)
+    post_id: SourceText = Field(min_length=1)
+    author_id: SourceText | None = None
+    url: SourceText = ""
+
+    @property
+    def incident_id(self) -> str:
+        return incident_id_for(self.source, self.community, self.post_id)
+
+
+class ReplyTarget(Model):
+    """Where an answer to the author goes, in the network's own terms (the answer loop sends it)."""
+
+    channel: str = Field(min_length=1, description="vk_message, telegram_chat, max_chat, ...")
+    chat_id: SourceText = Field(min_length=1, description="VK peer_id, Telegram chat id, MAX chat id")
+    message_id: SourceText | None = Field(default=None, description="the resident's message, to reply to it")
+
+
 class Post(Model):
     """A citizen's post or comment exactly as a source connector fetched it, normalised across networks."""
 
@@ -68,10 +91,23 @@ class Post(Model):
     parent_post_id: str | None = Field(default=None, description="for comments: the post they answer")
     source_id: str | None = Field(default=None, description="the configured source that fetched it")
     municipality_hint: str | None = Field(default=None, description="municipality the configured source belongs to")
+    repost_of: RepostOrigin | None = None
+    direct: bool = Field(default=False, description="written to the city itself (a community message, a bot chat)")
+    reply_to: ReplyTarget | None = None
+    edited_at: UtcDatetime | None = Field(
+        default=None, description="set on a later version of a post fetched before: the same incident, new text"
+    )
 
     @property
     def incident_id(self) -> str:
         return incident_id_for(self.source, self.community, self.post_id)
+
+    @property
+    def intake_key(self) -> str:
+        """What publish-once remembers: the post, and each edit of it once."""
+        if self.edited_at is None:
+            return self.incident_id
+        return f"{self.incident_id}.edit.{int(self.edited_at.timestamp())}"
 
 
 class Priority(StrEnum):

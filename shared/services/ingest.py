@@ -1,7 +1,8 @@
 """ingest: fetch new posts from every configured source and publish each post once.
 
 Per source, in order: skip it while it is stopped (a person must act); fetch what is newer than its cursor;
-quarantine items that cannot be read; publish the posts no other path has published yet (the same post seen
+quarantine items that cannot be read; count by its reason each item that is not a post on purpose (a service
+message, an album's later photo); publish the posts no other path has published yet (the same post seen
 on a wall, in a search and through the Callback API is published once); only then move the cursor. One
 failing source does not stop the others, and a run stops starting new sources when its time budget is spent
 (the least recently run sources go first next time, so every source gets its turn).
@@ -51,7 +52,9 @@ class SourceReport:
     fetched: int = 0
     published: int = 0
     duplicates: int = 0
+    skipped: int = 0
     quarantined: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
     status: str = "ok"  # ok | failing | stopped | skipped
     error: str | None = None
     action: str | None = None
@@ -64,6 +67,11 @@ class IngestReport:
     @property
     def published(self) -> int:
         return sum(s.published for s in self.sources)
+
+    @property
+    def accounted(self) -> bool:
+        """Every item the sources answered is a post, a duplicate, a named skip or a quarantine record."""
+        return all(s.fetched == s.published + s.duplicates + s.skipped + s.quarantined for s in self.sources)
 
     @property
     def failed(self) -> list[str]:
@@ -83,14 +91,14 @@ class PostIntake:
         """Returns (published, duplicates). Raises if Pub/Sub did not take them (nothing is remembered then)."""
         unique: dict[str, Post] = {}
         for post in posts:
-            unique.setdefault(post.incident_id, post)
+            unique.setdefault(post.intake_key, post)
         unseen = self.published.unseen(list(unique))
         fresh = [p for key, p in unique.items() if key in unseen]
         if fresh:
             now = self.clock()
             self.publisher.publish(self.topic, [PostFetchedV1(post=p, fetched_at=now) for p in fresh])
             # A crash before this line republishes next time; classify's deterministic ids absorb it.
-            self.published.mark([p.incident_id for p in fresh], now)
+            self.published.mark([p.intake_key for p in fresh], now)
         return len(fresh), len(posts) - len(fresh)
 
 
@@ -152,7 +160,10 @@ class IngestService:
 
     def _one_batch(self, source: WatchedSource, rep: SourceReport, now: datetime) -> bool:
         result = source.connector.fetch(self.cursors.get(source.source_id))
-        rep.fetched += len(result.posts) + len(result.rejected)
+        rep.fetched += len(result.posts) + len(result.rejected) + len(result.skipped)
+        for skip in result.skipped:
+            rep.skipped_by_reason[skip.reason.value] = rep.skipped_by_reason.get(skip.reason.value, 0) + 1
+        rep.skipped += len(result.skipped)
         for bad in result.rejected:
             self.quarantine.put(
                 QuarantinedMessage(
@@ -187,6 +198,7 @@ def _health(before: dict[str, Any], rep: SourceReport, fingerprint: str, now: da
             "fetched": rep.fetched,
             "published": rep.published,
             "duplicates": rep.duplicates,
+            "skipped": rep.skipped,
             "quarantined": rep.quarantined,
         },
     }
