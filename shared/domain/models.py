@@ -54,8 +54,9 @@ class Attachment(Model):
 
 
 class RepostOrigin(Model):
-    """The post a repost carries: a community reposting a resident's complaint is how complaints spread. The
-    original is one post however it is seen (its own wall, a repost, another repost)."""
+    """The original post a repost carries (a community reposting a resident's complaint is how complaints
+    spread). The repost's ``Post`` keeps where it was seen and who reposted it; its text and attachments are the
+    reposter's words followed by the original's; this names the original and its author."""
 
     source: str = Field(min_length=1)
     community: SourceText = Field(min_length=1)
@@ -104,10 +105,12 @@ class Post(Model):
 
     @property
     def intake_key(self) -> str:
-        """What publish-once remembers: the post, and each edit of it once."""
+        """What publish-once remembers: the post (a repost is its original, so the original is published once
+        however it is seen: on its own wall, in a repost, in a repost of a repost), and each edit of it once."""
+        key = self.repost_of.incident_id if self.repost_of is not None else self.incident_id
         if self.edited_at is None:
-            return self.incident_id
-        return f"{self.incident_id}.edit.{int(self.edited_at.timestamp())}"
+            return key
+        return f"{key}.edit.{int(self.edited_at.timestamp())}"
 
 
 class Priority(StrEnum):
