@@ -13,6 +13,21 @@ import pytest
 from shared import bootstrap
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test-standalone` runs again only what meets an emulator: a connector test against a loopback VK
+    server says nothing new on the other emulators and would only double CI's time."""
+    if os.environ.get("OTKLIK_EMULATORS") != "standalone":
+        return
+    keep, drop = [], []
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        uses = "emulators" in names or item.get_closest_marker("emulator_kind") is not None
+        (keep if uses else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from otklik.stack import emulators as emulators_mod

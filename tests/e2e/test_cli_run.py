@@ -23,6 +23,7 @@ def stack_processes() -> set[str]:
     return {line.strip() for line in out.splitlines() if STACK_PROCESSES.search(line)}
 
 
+@pytest.mark.emulator_kind
 def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -> None:
     otklik = Path(sys.executable).with_name("otklik")
     before = stack_processes()
@@ -35,8 +36,11 @@ def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -
     stored = re.search(r"Incidents stored:\s+(\d+)", out)
     assert published and stored and int(stored.group(1)) > 0
     # every source of the demo fetched something, none failed
-    rows = re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)  (\w+)$", out, flags=re.M)
+    rows = re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)  (\w+)$", out, flags=re.M)
     assert len(rows) >= 8 and all(status == "ok" and int(fetched) > 0 for _, fetched, *_, status in rows)
+    # fetched = new + dupes + skipped + quarantined, for every source
+    assert all(int(f) == int(n) + int(d) + int(s) + int(b) for _, f, n, d, s, b, _ in rows)
+    assert "every item accounted for (fetched = new + dupes + skip + bad): yes" in out
     assert "Source errors" not in out
     assert re.search(r"Ingest, second run: 0 new, 2 already published", out)
     assert re.search(r"webhook sink received\s+[1-9]", out)
