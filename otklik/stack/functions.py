@@ -32,12 +32,15 @@ def start(
     source_dir: Path = FUNCTIONS_DIR,
     port: int | None = None,
     metered: bool = False,
+    python: Path | None = None,
 ) -> FunctionServer:
-    """``metered``: count the function's Firestore operations into $OTKLIK_METER_DIR (otklik.stack.metered)."""
+    """``metered``: count the function's Firestore operations into $OTKLIK_METER_DIR (otklik.stack.metered);
+    ``python``: the interpreter of the function's own virtualenv (otklik.stack.deployed), which then runs from
+    its built folder and sees nothing of the repository."""
     port = port or free_port()
     launcher = ["otklik.stack.metered", name] if metered else ["functions_framework"]
     argv = [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         *launcher,
         "--source",
@@ -50,7 +53,11 @@ def start(
         str(port),
     ]
     full_env = dict(os.environ, **env, PYTHONUNBUFFERED="1")
-    proc = ManagedProcess(f"function-{name}", argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT)
+    cwd = REPO_ROOT
+    if python is not None:
+        full_env.pop("PYTHONPATH", None)
+        cwd = source_dir / name
+    proc = ManagedProcess(f"function-{name}", argv, log_dir / f"{name}.log", env=full_env, cwd=cwd)
     try:
         wait_for_port("127.0.0.1", port, 60, lambda: proc.alive)
     except Exception as exc:

@@ -133,3 +133,30 @@ def test_folder_serves_from_a_clean_directory_with_only_its_requirements(
             assert json.dumps(doc["reason"]).find("unexpected message schema") > 0
     finally:
         server.stop()
+
+
+# The functions whose paths read a post's text: classify decides, route folds a twin into an incident that already
+# has reports (its problem key from the text), department_api's triage splits a report off an incident.
+READS_TEXT = ["classify", "route", "department_api"]
+
+
+@pytest.mark.parametrize("name", READS_TEXT)
+def test_functions_that_read_text_can_in_their_own_virtualenv(name: str, built: Path) -> None:
+    from otklik.stack.deployed import venv_for
+
+    probe = (
+        "from datetime import UTC, datetime\n"
+        "from shared.services.grouping import problem_key\n"
+        "key = problem_key('Открытый люк у дома по улице Ленина, 5', 'housing_utilities', 'kirov',\n"
+        "                  datetime(2026, 11, 30, tzinfo=UTC))\n"
+        "print(key)\n"
+    )
+    done = subprocess.run(
+        [str(venv_for(built / name)), "-c", probe],
+        cwd=built / name,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ленин" in done.stdout.lower()
