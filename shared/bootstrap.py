@@ -115,6 +115,8 @@ def classify_service() -> ClassifyService:
             incidents, is_official, clock, deadlines, directory, FirestoreMarkers(firestore_client(), PUBLISHED_POSTS)
         ),
         PostGrouper(incidents, incidents, clock, deadlines, directory),
+        deadlines,
+        directory,
     )
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     telegram_api_base: str = Field(default="https://api.telegram.org", description="Telegram Bot API base URL")
     telegram_bot_token: SecretStr | None = Field(default=None, description="Telegram bot token (secret)")
+    # dev.max.ru: bots call platform-api2.max.ru (platform-api.max.ru is the old address).
+    max_api_base: str = Field(default="https://platform-api2.max.ru", description="MAX Bot API base URL")
+    max_bot_token: SecretStr | None = Field(default=None, description="MAX bot token (secret)")
     ok_api_base: str = Field(default="https://api.ok.ru", description="Odnoklassniki API base URL")
     ok_application_key: str | None = Field(default=None, description="Odnoklassniki application public key")
     ok_application_secret_key: SecretStr | None = Field(

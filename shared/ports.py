@@ -136,6 +136,7 @@ class SkipReason(StrEnum):
     OLD = "old"  # older than the first run's window
     NOT_RESIDENT = "not_resident"  # the community's or the bot's own post, an advertisement marked as such
     UNSUPPORTED = "unsupported"  # an update kind Otklik does not read (a poll answer, a reaction)
+    SEEN = "seen"  # answered again: read in an earlier run (a wall's known posts), or twice in one answer
 
     @property
     def russian(self) -> str:
@@ -150,6 +151,7 @@ SKIP_REASON_NAMES = {
     SkipReason.OLD: "старше окна первого чтения",
     SkipReason.NOT_RESIDENT: "не от жителя",
     SkipReason.UNSUPPORTED: "вид обновления не читается",
+    SkipReason.SEEN: "уже прочитано",
 }
 
 

@@ -1,6 +1,6 @@
 """The schema of ``sources.yaml``: which communities, chats, feeds and searches are watched, and where from.
 
-One entry per source, told apart by ``kind``. Polled kinds (``vk_wall``, ``vk_search``, ``telegram``,
+One entry per source, told apart by ``kind``. Polled kinds (``vk_wall``, ``vk_search``, ``telegram``, ``max``,
 ``ok_group``, ``rss``) are fetched by the ingest timer; pushed kinds (``vk_callback``, ``inbox``) describe who may
 push posts to the HTTP functions of the same names.
 """
@@ -67,12 +67,38 @@ class VkSearchSource(_Source):
 
 
 class TelegramSource(_Source):
-    """Chats and channels where the bot is a member or an admin (Bot API ``getUpdates``; one cursor per bot)."""
+    """Chats and channels where the bot is a member or an admin (Bot API ``getUpdates``; one cursor per bot), and
+    residents writing to the bot itself in a private chat."""
 
     kind: Literal["telegram"]
     chats: dict[str, str | None] = Field(
         default_factory=dict,
         description="chat id or @username -> municipality; empty: every chat the bot sees, with `municipality`",
+    )
+    private_chats: bool | None = Field(
+        default=None,
+        description="take what residents write to the bot in private chats (posts written to the city, answerable "
+        "in that chat); unset: only when `chats` is empty (every chat)",
+    )
+    private_chats_municipality: str | None = Field(
+        default=None, description="the municipality of private chats with the bot; unset: `municipality`"
+    )
+
+
+class MaxSource(_Source):
+    """The city's bot in the MAX messenger (Bot API ``GET /updates``; one cursor per bot): residents' private
+    dialogs with the bot, and the house chats and channels where it is an admin allowed to read all messages."""
+
+    kind: Literal["max"]
+    chats: dict[int, str | None] = Field(
+        default_factory=dict,
+        description="chat or channel id -> municipality (null: `municipality`); other chats are skipped",
+    )
+    private_chats: bool = Field(
+        default=True, description="take what residents write to the bot in private dialogs (answerable there)"
+    )
+    private_chats_municipality: str | None = Field(
+        default=None, description="the municipality of private dialogs with the bot; unset: `municipality`"
     )
 
 
@@ -113,9 +139,16 @@ class InboxSource(_Source):
         return False
 
 
-SOURCE_KINDS = ("vk_wall", "vk_search", "telegram", "ok_group", "rss", "vk_callback", "inbox")
+SOURCE_KINDS = ("vk_wall", "vk_search", "telegram", "max", "ok_group", "rss", "vk_callback", "inbox")
 SourceConfig = Annotated[
-    VkWallSource | VkSearchSource | TelegramSource | OkGroupSource | RssSource | VkCallbackSource | InboxSource,
+    VkWallSource
+    | VkSearchSource
+    | TelegramSource
+    | MaxSource
+    | OkGroupSource
+    | RssSource
+    | VkCallbackSource
+    | InboxSource,
     Field(discriminator="kind"),
 ]
 

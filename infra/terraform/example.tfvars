@@ -29,6 +29,8 @@ secrets = {
   smtp_password      = "otklik-smtp-password"
   # Only with Telegram or Odnoklassniki sources in config/sources.yaml:
   # telegram_bot_token        = "otklik-telegram-bot-token"
+  # Only with a MAX source:
+  # max_bot_token             = "otklik-max-bot-token"
   # ok_access_token           = "otklik-ok-access-token"
   # ok_application_secret_key = "otklik-ok-application-secret-key"
 }

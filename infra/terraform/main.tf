@@ -64,6 +64,7 @@ locals {
       {
         for key, secret in {
           OTKLIK_TELEGRAM_BOT_TOKEN        = var.secrets.telegram_bot_token
+          OTKLIK_MAX_BOT_TOKEN             = var.secrets.max_bot_token
           OTKLIK_OK_ACCESS_TOKEN           = var.secrets.ok_access_token
           OTKLIK_OK_APPLICATION_SECRET_KEY = var.secrets.ok_application_secret_key
         } : key => secret if secret != null

@@ -118,6 +118,7 @@ variable "settings" {
     vk_official_ids               = optional(string) # comma-separated VK ids whose comments count as answers
     vk_requests_per_second        = optional(number) # default by kind: user 3, community 20, service 3
     telegram_api_base             = optional(string)
+    max_api_base                  = optional(string)
     ok_api_base                   = optional(string)
     ok_application_key            = optional(string) # the public key; the secret key is in var.secrets
     ingest_budget_seconds         = optional(number) # keep below functions.ingest.timeout_seconds
@@ -166,6 +167,8 @@ variable "secrets" {
     # OTKLIK_TELEGRAM_BOT_TOKEN, OTKLIK_OK_ACCESS_TOKEN, OTKLIK_OK_APPLICATION_SECRET_KEY, given to ingest only;
     # null when config/sources.yaml has no Telegram or Odnoklassniki source.
     telegram_bot_token        = optional(string)
+    # OTKLIK_MAX_BOT_TOKEN, given to ingest only; null when config/sources.yaml has no MAX source.
+    max_bot_token             = optional(string)
     ok_access_token           = optional(string)
     ok_application_secret_key = optional(string)
     # OTKLIK_VK_CALLBACK_SECRET, given to vk_callback only. Required: the function is public and refuses every

@@ -1,8 +1,8 @@
 """``otklik run``: the demo through the whole local stack once, then a summary.
 
 1. ingest fetches every demo source (VK walls with comments, VK search, Telegram, OK, RSS);
-2. VK's Callback API pushes a brand-new post (twice: VK repeats events) and a comment, and a city portal posts
-   to the inbox;
+2. VK's Callback API pushes a brand-new post (twice: VK repeats events) and a comment, a resident's message to
+   the community, a comment naming its wall only as post_owner_id and its edit; a city portal posts to the inbox;
 3. ingest runs again: the pushed post is on the wall now too, and is not published a second time;
 4. remind runs now, and with the clock a week ahead (nobody answered): reminders, overdue flags, escalations.
 """
@@ -17,6 +17,8 @@ from typing import Any
 
 from otklik.stack.local import LocalStack
 from otklik.stack.summary import PushReport, RunSummary, collect_incidents, count, notification_counts
+from otklik.standins.vk import demo_callback_events
+from shared.adapters.vk import vk_comment, vk_message
 from shared.domain.ids import incident_id_for
 from shared.domain.models import utcnow
 
@@ -57,6 +59,19 @@ def _push(stack: LocalStack) -> PushReport:
         answer = stack.push_vk_event(event_type, obj, event_id)
         push.vk_events += 1
         push.vk_ok += answer.text == "ok"
+    # A resident's message to the community, a comment naming its wall only as post_owner_id, that comment's
+    # edit (the same incident, new text) and an event Otklik does not read (answered ok, logged).
+    for event in demo_callback_events(stack.vk.dates_as_of):
+        answer = stack.push_vk_event(event["type"], event["object"], event["event_id"])
+        push.vk_events += 1
+        push.vk_ok += answer.text == "ok"
+        if event["type"] == "message_new":
+            message = vk_message(event["object"]["message"], -SHAKHTY, "vk-callback-shakhty", "shakhty")
+            push.expected.add(message.incident_id)
+        elif event["type"].endswith("_edit"):
+            push.edits += answer.text == "ok"
+        elif event["type"] == "wall_reply_new":
+            push.expected.add(vk_comment(event["object"], "vk-callback-shakhty", "shakhty").incident_id)
     stack.vk.add_post(SHAKHTY, post)  # the post is on the wall now: the next wall fetch sees it again
     push.expected.update(
         {
@@ -78,13 +93,13 @@ def _push(stack: LocalStack) -> PushReport:
 
 def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
     began = time.monotonic()
-    with LocalStack(work_dir, emulators_kind=emulators_kind) as stack:
+    with LocalStack(work_dir, emulators_kind=emulators_kind, deployed=True) as stack:
         assert stack.emulators is not None and stack.bridge is not None
         first = stack.fire_ingest()
         stack.wait_until_settled(first["published"])
         push = _push(stack)
         second = stack.fire_ingest()
-        stack.wait_until_settled(first["published"] + len(push.expected) + second["published"])
+        stack.wait_until_settled(first["published"] + len(push.expected) + push.edits + second["published"])
         overdue_now = len(stack.fire_remind()["flagged"])
         week_later = stack.fire_remind(utcnow() + timedelta(days=7))
         stack.bridge.wait_idle(quiet=0.5, timeout=30)
@@ -93,7 +108,11 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
         complaints = [i for i in incidents if i["status"] != "irrelevant"]
         routed: Counter[str] = Counter(d for i in complaints for d in i.get("department_ids", []))
         quarantine = [d.to_dict() for d in db.collection("quarantine").stream()]
-        wall_ids = {incident_id_for("vk", str(owner), str(item["id"])) for owner, item in stack.vk.all_posts()}
+        wall_ids = {
+            incident_id_for("vk", str(owner), str(item["id"]))
+            for owner, item in stack.vk.all_posts()
+            if not item.get("marked_as_ads")  # a community's advertisement: skipped as not a resident's
+        }
         summary = RunSummary(
             emulators=stack.emulators.kind,
             ingest_runs=[first, second],
@@ -114,6 +133,7 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
             overdue_now=overdue_now,
             overdue_week_later=len(week_later["flagged"]),
             escalation_steps=Counter(step.rsplit(" ", 1)[1] for step in week_later["steps"]),
+            versions=sum(len(i.get("post_versions", [])) for i in incidents),
             merged=sum(1 for i in complaints if i["status"] == "merged"),
             most_reported=max((int(i.get("residents", 1)) for i in complaints), default=1),
         )

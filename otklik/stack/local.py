@@ -17,12 +17,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from otklik import REPO_ROOT
+from otklik.stack import deployed, functions, topology
 from otklik.stack import emulators as emulators_mod
-from otklik.stack import functions, topology
 from otklik.stack.bridge import EventarcBridge
 from otklik.stack.emulators import Emulators
 from otklik.stack.outage import TcpProxy
 from otklik.stack.processes import free_port
+from otklik.standins import max as max_standin
 from otklik.standins import ok as ok_standin
 from otklik.standins.ok import OkStandIn
 from otklik.standins.rss import FeedStandIn
@@ -72,13 +73,15 @@ class LocalStack:
         meter_dir: Path | None = None,
         outages: bool = False,
         backoff_scale: float = 0.01,
+        deployed: bool = False,
     ) -> None:
         """``deliveries_per_message``: how often the bridge delivers each message, or ``"1-3"`` for a random
         count, copies concurrently; ``config_files``: file name -> text replacing the demo's (e.g. another
         sources.yaml); ``meter_dir``: count each function's Firestore operations there
         (otklik.stack.metering); ``outages``: the functions reach the emulators through proxies that a test can
         cut and restore (``firestore_proxy``, ``pubsub_proxy``); ``backoff_scale``: the bridge's redelivery
-        backoff as a share of the subscription's."""
+        backoff as a share of the subscription's.; ``deployed``: each function runs from its built folder in its own
+        virtualenv (otklik.stack.deployed), as Cloud Functions runs it."""
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
         self.project_id = project_id
@@ -93,6 +96,9 @@ class LocalStack:
         self.meter_dir = meter_dir
         self.outages = outages
         self.backoff_scale = backoff_scale
+        if deployed and meter_dir is not None:
+            raise ValueError("the meter runs inside otklik's own environment: a deployed stack cannot be metered")
+        self.deployed = deployed
         self.firestore_proxy: TcpProxy | None = None
         self.pubsub_proxy: TcpProxy | None = None
         self.topology = topology.load()
@@ -131,6 +137,7 @@ class LocalStack:
         ).start()
         self.feeds = FeedStandIn().start()
         self.telegram = TelegramStandIn().start()
+        self.max = max_standin.MaxStandIn().start()
         self.ok = OkStandIn().start()
         self.webhooks = WebhookSink().start()
         self.smtp = SmtpSink().start()
@@ -149,10 +156,16 @@ class LocalStack:
         ports = {name: free_port() for name in functions.NAMES}
         self.public_api_url = f"http://127.0.0.1:{ports['department_api']}"
         env = self.function_env()
+        source_dir, pythons = self.function_source_dir, {}
+        if self.deployed:
+            deployments = deployed.prepare(self.work_dir / "deployed")
+            source_dir = self.work_dir / "deployed"
+            pythons = {name: d.python for name, d in deployments.items()}
+        metered = self.meter_dir is not None
         with concurrent.futures.ThreadPoolExecutor(len(functions.NAMES)) as pool:
             started = pool.map(
                 lambda n: functions.start(
-                    n, env, self.log_dir, self.function_source_dir, ports[n], metered=self.meter_dir is not None
+                    n, env, self.log_dir, source_dir, ports[n], metered=metered, python=pythons.get(n)
                 ),
                 functions.NAMES,
             )
@@ -185,6 +198,8 @@ class LocalStack:
             "OTKLIK_VK_REPLY_TOKEN": DEMO_VK_REPLY_TOKEN,
             "OTKLIK_TELEGRAM_API_BASE": self.telegram.api_base,
             "OTKLIK_TELEGRAM_BOT_TOKEN": DEMO_BOT_TOKEN,
+            "OTKLIK_MAX_API_BASE": self.max.api_base,
+            "OTKLIK_MAX_BOT_TOKEN": max_standin.DEMO_BOT_TOKEN,
             "OTKLIK_OK_API_BASE": self.ok.api_base,
             "OTKLIK_OK_APPLICATION_KEY": ok_standin.DEMO_APPLICATION_KEY,
             "OTKLIK_OK_APPLICATION_SECRET_KEY": ok_standin.DEMO_APPLICATION_SECRET_KEY,
@@ -217,7 +232,7 @@ class LocalStack:
             if proxy is not None:
                 proxy.stop()
         self.firestore_proxy = self.pubsub_proxy = None
-        for name in ("smtp", "webhooks", "ok", "telegram", "feeds", "vk"):
+        for name in ("smtp", "webhooks", "ok", "max", "telegram", "feeds", "vk"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

@@ -14,6 +14,7 @@ class PushReport:
     vk_events: int = 0
     vk_ok: int = 0
     inbox_accepted: int = 0
+    edits: int = 0  # pushed edits of posts pushed before: published, but no incident of their own
     expected: set[str] = field(default_factory=set)  # incident ids the pushes must have produced
 
 
@@ -38,14 +39,15 @@ class RunSummary:
     overdue_now: int
     overdue_week_later: int
     escalation_steps: Counter[str]
+    versions: int = 0  # other versions of posts kept on their incidents: authors' edits (an edit is no new incident)
     merged: int = 0  # complaints grouped into another incident about the same problem
     most_reported: int = 1  # the most residents on one incident
     seconds: float = 0.0
 
     @property
     def published(self) -> int:
-        """Posts that reached Pub/Sub: ingest's runs plus the pushes that were new."""
-        return sum(int(r["published"]) for r in self.ingest_runs) + len(self.push.expected)
+        """Posts that reached Pub/Sub: ingest's runs plus the pushes that were new (posts and edits)."""
+        return sum(int(r["published"]) for r in self.ingest_runs) + len(self.push.expected) + self.push.edits
 
     @property
     def source_errors(self) -> list[str]:
@@ -55,7 +57,7 @@ class RunSummary:
     def unaccounted(self) -> int:
         """Published posts that became neither an incident nor a quarantine record, plus demo wall posts and
         pushed posts that are missing."""
-        lost = self.published - self.incidents - self.quarantined.get("classify", 0)
+        lost = self.published - self.incidents - self.versions - self.quarantined.get("classify", 0)
         missing = (self.wall_post_ids | self.push.expected) - self.incident_ids
         return abs(lost) + len(missing)
 
@@ -86,6 +88,7 @@ class RunSummary:
             f"Published to Pub/Sub:         {self.published:>4}",
             f"Incidents stored:             {self.incidents:>4}  "
             f"({sum(self.complaints_by_category.values())} complaints, {self.irrelevant} not complaints)",
+            f"Edits kept on their incidents: {self.versions:>4}  (the author changed the text; history keeps both)",
             "  by network:                 " + ", ".join(f"{k} {v}" for k, v in self.by_network.most_common()),
             "Complaints by category:",
         ]
@@ -112,7 +115,7 @@ class RunSummary:
         if self.source_errors:
             lines += ["Source errors:"] + [f"  {e}" for e in self.source_errors]
         verdict = (
-            "Every post is accounted for: each published post is an incident or in quarantine."
+            "Every post is accounted for: each published post is an incident, a version of one or in quarantine."
             if self.unaccounted == 0
             else f"{self.unaccounted} posts are unaccounted for!"
         )

@@ -12,10 +12,14 @@ https://core.telegram.org/bots/api documents:
   filters updates queued *after* it was given, as Telegram does (updates already queued still come);
 - ``getMe`` (#getme).
 
-Tests and the demo add updates (``add_update``, ``add_message``), queue an error for the next call
-(``fail_next``), have the bot kicked (``kick``: every call answers 403) or have a method answer any raw bytes
-(``inject``, see ``otklik.standins.http``: garbage, truncated JSON, wrong types). Initial updates come from
-``otklik/demo/data/telegram_updates.json`` (without the ``_label`` ground truth).
+Tests and the demo add updates in the shapes Telegram sends (``add_update``, ``add_message``; ``add_album``: one
+message per photo with a shared ``media_group_id``; ``add_edit``: ``edited_message`` / ``edited_channel_post`` with
+``edit_date``; ``add_automatic_forward``: a channel post copied into its discussion group; ``add_comment``: a reply
+to that copy in its thread), queue an error for the next call (``fail_next``), have the bot kicked (``kick``: every
+call answers 403) or have a method answer any raw bytes (``inject``, see ``otklik.standins.http``: garbage,
+truncated JSON, wrong types). ``served`` keeps every update a ``getUpdates`` answer carried, so a test can check
+them against the Bot API's schema. Initial updates come from ``otklik/demo/data/telegram_updates.json`` (without
+the ``_label`` ground truth).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ MAX_LIMIT = 100
 MAX_TIMEOUT = 50
 # The update kinds of https://core.telegram.org/bots/api#update; without allowed_updates a bot gets all but these.
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
+RESIDENT = {"id": 6000000001, "is_bot": False, "first_name": "Житель", "language_code": "ru"}
+# Who Telegram names as the sender of a channel post's copy in its discussion group.
+TELEGRAM_SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+PHOTO_SIZES = ((90, 67, 2291), (320, 240, 17405), (800, 600, 71574), (1280, 960, 158585))
 ERROR_DESCRIPTIONS = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -54,6 +62,29 @@ def _kind(update: dict[str, Any]) -> str:
     return next((k for k in update if k != "update_id"), "")
 
 
+def photo(name: str) -> list[dict[str, Any]]:
+    """One photo as Telegram sends it: the same picture in four sizes (``PhotoSize``), the largest last."""
+    return [
+        {
+            "file_id": f"AgACAgIAAxkBAAI{name}_{width}",
+            "file_unique_id": f"AQAD{name}{width}",
+            "file_size": size,
+            "width": width,
+            "height": height,
+        }
+        for width, height, size in PHOTO_SIZES
+    ]
+
+
+def _sender(chat: dict[str, Any]) -> dict[str, Any]:
+    """``from`` of a resident's message: in a private chat the chat is the resident."""
+    if chat.get("type") != "private":
+        return RESIDENT
+    user = {"id": chat["id"], "is_bot": False, "first_name": chat.get("first_name", "Житель")}
+    user |= {k: chat[k] for k in ("last_name", "username") if k in chat}
+    return user | {"language_code": "ru"}
+
+
 class TelegramStandIn(LoopbackServer):
     def __init__(self, updates_file: Path | None = DEMO_UPDATES, token: str = DEMO_BOT_TOKEN) -> None:
         super().__init__(_TelegramHandler)
@@ -67,6 +98,7 @@ class TelegramStandIn(LoopbackServer):
         self.next_update_id = 1
         self.next_message_id: dict[int, int] = {}
         self.last_date = 0
+        self.served: list[dict[str, Any]] = []  # every update a getUpdates answer carried, in order
         if updates_file is not None:
             for update in json.loads(updates_file.read_text(encoding="utf-8"))["updates"]:
                 self.add_update(update)
@@ -93,8 +125,9 @@ class TelegramStandIn(LoopbackServer):
                 if isinstance(chat, dict) and isinstance(message.get("message_id"), int):
                     chat_id = int(chat["id"])
                     self.next_message_id[chat_id] = max(self.next_message_id.get(chat_id, 1), message["message_id"] + 1)
-                if isinstance(message.get("date"), int):
-                    self.last_date = max(self.last_date, message["date"])
+                for stamp in ("date", "edit_date"):
+                    if isinstance(message.get(stamp), int):
+                        self.last_date = max(self.last_date, message[stamp])
             self.updates.append(update)
             self.updates.sort(key=lambda u: int(u["update_id"]))
             self.lock.notify_all()
@@ -103,25 +136,76 @@ class TelegramStandIn(LoopbackServer):
     def add_message(self, chat: dict[str, Any], text: str | None, **fields: Any) -> dict[str, Any]:
         """A new message in ``chat`` (a Chat object: ``id``, ``type``, ``title``, ``username``) with the next
         ``message_id`` of that chat and the next ``update_id``: ``channel_post`` from the channel itself in
-        channels, otherwise a ``message`` from a resident (``from`` can be given). ``fields`` are added to the
-        message (``photo``, ``reply_to_message``, ``date``, ``caption`` ...); ``text=None`` leaves text out."""
+        channels, otherwise a ``message`` from a resident (the chat's user in private chats; ``from`` can be
+        given). ``fields`` are added to the message (``photo``, ``reply_to_message``, ``date``, ``caption`` ...);
+        ``text=None`` leaves text out."""
         with self.lock:
-            chat_id = int(chat["id"])
-            channel = chat.get("type") == "channel"
-            message: dict[str, Any] = {"message_id": self.next_message_id.get(chat_id, 1)}
-            if channel:
-                message["sender_chat"] = chat
-            else:
-                message["from"] = {"id": 6000000001, "is_bot": False, "first_name": "Житель", "language_code": "ru"}
-            message |= {"chat": chat, "date": self.last_date + 60 if self.last_date else 1795300000}
-            if text is not None:
-                message["text"] = text
-            message |= fields
-            update = {"update_id": self.next_update_id, ("channel_post" if channel else "message"): message}
-            added = self.add_update(update)
-            if added is None:
-                raise ValueError(f"allowed_updates {sorted(self.allowed_updates or [])} excludes this update")
-            return added
+            message = self._message(chat, text, fields)
+            kind = "channel_post" if chat.get("type") == "channel" else "message"
+            return self._queue({"update_id": self.next_update_id, kind: message})
+
+    def add_album(
+        self, chat: dict[str, Any], photos: list[str], caption: str | None = None, caption_on: int = 0, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """An album (``sendMediaGroup``): one message per photo, consecutive ids, one ``media_group_id`` and one
+        ``date``, the caption on the item ``caption_on`` only. Returns the updates, in order."""
+        with self.lock:
+            group = f"1387{self.next_update_id:013d}"
+            date = fields.pop("date", self._next_date())
+            items = []
+            for n, name in enumerate(photos):
+                extra = {"caption": caption} if caption is not None and n == caption_on else {}
+                items.append(
+                    self.add_message(chat, None, date=date, media_group_id=group, photo=photo(name), **extra, **fields)
+                )
+            return items
+
+    def add_edit(self, update: dict[str, Any], edit_date: int | None = None, **changes: Any) -> dict[str, Any]:
+        """A later version of the message in ``update``: ``edited_message`` (``edited_channel_post`` in channels)
+        with the same ``message_id`` and ``date``, ``edit_date`` and ``changes`` (``text``, ``caption`` ...)."""
+        with self.lock:
+            kind = _kind(update)
+            message = dict(update[kind]) | changes | {"edit_date": edit_date or self._next_date()}
+            edited_kind = "edited_channel_post" if kind == "channel_post" else "edited_message"
+            return self._queue({"update_id": self.next_update_id, edited_kind: message})
+
+    def add_automatic_forward(self, channel_update: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
+        """The copy Telegram makes of a channel post in the channel's linked discussion group (the comments'
+        thread root): ``is_automatic_forward``, sent by the channel, ``forward_origin`` naming the post."""
+        with self.lock:
+            post = channel_update["channel_post"]
+            content = {k: v for k, v in post.items() if k not in {"message_id", "chat", "sender_chat", "date"}}
+            origin = {"type": "channel", "chat": post["chat"], "message_id": post["message_id"], "date": post["date"]}
+            fields = {"from": TELEGRAM_SERVICE_USER, "sender_chat": post["chat"], "forward_origin": origin}
+            message = self._message(group, None, fields | {"is_automatic_forward": True} | content)
+            return self._queue({"update_id": self.next_update_id, "message": message})
+
+    def add_comment(self, forward_update: dict[str, Any], text: str, **fields: Any) -> dict[str, Any]:
+        """A resident's comment under a channel post: a reply to its automatic forward, in its thread."""
+        forward = forward_update["message"]
+        thread = {"message_thread_id": forward["message_id"], "reply_to_message": forward}
+        return self.add_message(forward["chat"], text, **thread, **fields)
+
+    def _message(self, chat: dict[str, Any], text: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(chat["id"])
+        message: dict[str, Any] = {"message_id": self.next_message_id.get(chat_id, 1)}
+        if chat.get("type") == "channel":
+            message["sender_chat"] = chat
+        else:
+            message["from"] = _sender(chat)
+        message |= {"chat": chat, "date": self._next_date()}
+        if text is not None:
+            message["text"] = text
+        return message | fields
+
+    def _next_date(self) -> int:
+        return self.last_date + 60 if self.last_date else 1795300000
+
+    def _queue(self, update: dict[str, Any]) -> dict[str, Any]:
+        added = self.add_update(update)
+        if added is None:
+            raise ValueError(f"allowed_updates {sorted(self.allowed_updates or [])} excludes this update")
+        return added
 
     def fail_next(self, status: int = 429, retry_after: int | None = 3) -> None:
         """The next call answers with this error in the Bot API's shape (``retry_after`` only with 429)."""
@@ -164,7 +248,9 @@ class TelegramStandIn(LoopbackServer):
             if not self.updates and timeout > 0:
                 self.lock.wait_for(lambda: bool(self.updates), timeout)
                 self._confirm(offset)
-            return 200, {"ok": True, "result": self.updates[:limit]}
+            page = self.updates[:limit]
+            self.served.extend(page)
+            return 200, {"ok": True, "result": page}
 
     def _confirm(self, offset: int) -> None:
         if offset > 0:

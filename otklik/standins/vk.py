@@ -3,7 +3,9 @@
 - ``wall.get`` (https://dev.vk.com/ru/method/wall.get): ``{"response": {"count", "items"}}``, the pinned post
   first, then newest first, ``offset``/``count`` paging (count at most 100), by ``owner_id`` or ``domain``;
 - ``wall.getComments``: top-level comments oldest first (``sort=asc``) or newest first, ``offset``/``count``,
-  with ``thread.items`` when ``thread_items_count`` is given; deleted comments stay as ``deleted: true``;
+  ``count`` every comment and reply, ``current_level_count`` the top-level ones; each with ``thread``: its
+  ``count`` of replies and, with ``thread_items_count``, at most 10 of them embedded, as VK does; the rest of a
+  thread with ``comment_id`` (its replies, paged the same way); deleted comments stay as ``deleted: true``;
 - ``newsfeed.search``: public posts matching any word of ``q`` (and within 25 km of ``latitude``/``longitude``),
   newer than ``start_time``, newest first, ``count`` at most 200, paged by ``start_from``/``next_from``;
 - errors as ``{"error": {"error_code", "error_msg", "request_params"}}``: 5 bad token, 8 no ``v``, 100 bad
@@ -11,12 +13,18 @@
   ``fail_next``;
 - any raw answer at all (garbage, truncated JSON, a proxy's HTML page, wrong types) with ``inject`` (see
   ``otklik.standins.http``), per method name;
-and, as VK's Callback API does, it POSTs events (``confirmation``, ``wall_post_new``, ``wall_reply_new``) to a
-server: ``push_event``.
+and, as VK's Callback API does, it POSTs events (``confirmation``, ``wall_post_new``, ``wall_reply_new``,
+``message_new``, ...) to a server: ``push_event``.
+
+Posts and comments are served in the shape VK 5.199 gives them (``vkbottle-types``, generated from VK's schema,
+validates them in tests/integration/test_vk_shapes.py): an item a test adds with only the fields it cares about
+gets what VK always sends (``inner_type``, ``type``, ``hash``, ``post_source``, ``likes`` with ``can_like`` and
+``user_likes``, ``comments``, ``reposts``, ``views``; a comment's ``thread``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -49,22 +57,99 @@ DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 DEMO_WALLS = DATA / "vk_walls.json"
 DEMO_COMMENTS = DATA / "vk_comments.json"
 DEMO_SEARCH_EXTRA = DATA / "vk_search_extra.json"
+DEMO_CALLBACK_EVENTS = DATA / "vk_callback_events.json"
+THREAD_ITEMS_MAX = 10  # wall.getComments embeds at most this many replies of a thread
 # The moment the demo's VK data was written as of (its newest post is a few hours older). The local stack moves
 # every date by (its start - this), so the demo reads the same on any day: VK search's first-run window and its
 # cursor see the same posts, and the pushed post is always the newest.
 DEMO_AS_OF = datetime(2026, 11, 29, tzinfo=UTC)
 
 
-def _strip(item: dict[str, Any], moved_by: int = 0) -> dict[str, Any]:
+MOVED_TIMES = ("date", "edited", "update_time")  # unix times of an object, moved with the demo's clock
+
+
+def _strip(item: Any, moved_by: int = 0) -> Any:
     """Without our ground-truth labels (``_label``), recursively: what VK itself would send; with every unix
-    ``date`` ``moved_by`` seconds later."""
-    clean = {k: v for k, v in item.items() if not k.startswith("_")}
-    if moved_by and isinstance(clean.get("date"), int):
-        clean["date"] += moved_by
-    thread = clean.get("thread")
-    if isinstance(thread, dict) and isinstance(thread.get("items"), list):
-        clean["thread"] = {**thread, "items": [_strip(i, moved_by) for i in thread["items"]]}
+    time (``date``, ``edited``, ``update_time``) ``moved_by`` seconds later."""
+    if isinstance(item, list):
+        return [_strip(i, moved_by) for i in item]
+    if not isinstance(item, dict):
+        return item
+    clean = {k: _strip(v, moved_by) for k, v in item.items() if not k.startswith("_")}
+    for key in MOVED_TIMES:
+        if moved_by and type(clean.get(key)) is int and clean[key] > 0:
+            clean[key] += moved_by
     return clean
+
+
+def demo_callback_events(dates_as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """The demo's Callback API events (type, object, event id), their dates moved as ``VkStandIn`` moves the walls'."""
+    moved_by = int((dates_as_of - DEMO_AS_OF).total_seconds()) if dates_as_of is not None else 0
+    events: list[dict[str, Any]] = json.loads(DEMO_CALLBACK_EVENTS.read_text(encoding="utf-8"))["events"]
+    return [_strip(e, moved_by) for e in events]
+
+
+def served_post(item: Any) -> Any:
+    """A wall post as VK 5.199 sends it: what a test left out that VK always sends, filled in."""
+    if not isinstance(item, dict) or type(item.get("id")) is not int:
+        return item  # a test's garbage is served as it is
+    owner_id, post_id = item.get("owner_id"), item["id"]
+    served = {
+        "inner_type": "wall_wallpost",
+        "type": item.get("post_type", "post"),
+        "post_type": "post",
+        "hash": hashlib.sha256(f"{owner_id}_{post_id}".encode()).hexdigest()[:14],
+        "post_source": {"type": "vk"},
+        "comments": {"count": 0},
+        "likes": {"count": 0},
+        "reposts": {"count": 0},
+        "views": {"count": 0},
+        **item,
+    }
+    counters = {
+        "comments": {"can_post": 1, "can_close": 0, "groups_can_post": True},
+        "likes": {"can_like": 1, "user_likes": 0, "can_publish": 1, "repost_disabled": False},
+        "reposts": {"user_reposted": 0},
+    }
+    for name, defaults in counters.items():
+        if isinstance(served[name], dict):
+            served[name] = {**defaults, **served[name]}
+    if isinstance(served.get("copy_history"), list):
+        served["copy_history"] = [_served_copy(c) for c in served["copy_history"]]
+    return served
+
+
+def _served_copy(item: Any) -> Any:
+    """A post inside a repost's ``copy_history``: VK sends it without counters."""
+    if not isinstance(item, dict):
+        return item
+    return {"inner_type": "wall_wallpost", "type": "post", "post_type": "post", "post_source": {"type": "vk"}, **item}
+
+
+def served_comment(comment: Any, thread_items: int | None) -> Any:
+    """A comment as wall.getComments sends it: its thread's reply count, and at most ``thread_items`` replies
+    embedded (None: a reply, which has no thread of its own)."""
+    if not isinstance(comment, dict):
+        return comment
+    served = {"from_id": 0, "text": "", "parents_stack": [], **comment}
+    if thread_items is None:
+        served.pop("thread", None)
+        return served
+    replies = _replies(comment)
+    served["thread"] = {
+        "count": len(replies),
+        "items": [served_comment(r, None) for r in replies[:thread_items]],
+        "can_post": True,
+        "show_reply_button": True,
+        "groups_can_post": True,
+    }
+    return served
+
+
+def _replies(comment: dict[str, Any]) -> list[dict[str, Any]]:
+    thread = comment.get("thread")
+    items = thread.get("items") if isinstance(thread, dict) else None
+    return items if isinstance(items, list) else []
 
 
 class VkStandIn(LoopbackServer):
@@ -81,6 +166,7 @@ class VkStandIn(LoopbackServer):
         """``dates_as_of``: the files' dates moved so that ``DEMO_AS_OF`` becomes this moment (None: as written)."""
         super().__init__(_VkHandler)
         moved_by = int((dates_as_of - DEMO_AS_OF).total_seconds()) if dates_as_of is not None else 0
+        self.dates_as_of = dates_as_of
         self.token = token
         self.reply_token = reply_token  # the community token wall.createComment takes (None: any)
         self.comment_guids: dict[tuple[int, str], int] = {}  # VK keeps a guid's comment: a resend is the same one
@@ -88,6 +174,8 @@ class VkStandIn(LoopbackServer):
         self.max_requests_per_second = max_requests_per_second
         self.lock = threading.Lock()
         self.calls: list[dict[str, str]] = []
+        # Every item an answer carried (a thread's embedded replies too), in order: what a connector must account for.
+        self.served: list[Any] = []
         self.failures: list[tuple[str, int]] = []  # ("vk", error code) or ("http", status), consumed in order
         self.request_times: deque[float] = deque()
         self.walls: dict[int, dict[str, Any]] = {}
@@ -125,8 +213,16 @@ class VkStandIn(LoopbackServer):
             items.insert(at, item)
 
     def add_comment(self, comment: dict[str, Any]) -> None:
+        """A new comment under a post, or a new reply in a thread (``parents_stack`` names the thread's comment)."""
         with self.lock:
-            self.comments.setdefault((int(comment["owner_id"]), int(comment["post_id"])), []).append(comment)
+            comments = self.comments.setdefault((int(comment["owner_id"]), int(comment["post_id"])), [])
+            parents = comment.get("parents_stack") or []
+            if parents:
+                parent = next(c for c in comments if c["id"] == parents[0])
+                parent.setdefault("thread", {"count": 0, "items": []})["items"].append(comment)
+                parent["thread"]["count"] = len(parent["thread"]["items"])
+            else:
+                comments.append(comment)
             self._count_comments()
 
     def official_comments(self) -> list[dict[str, Any]]:
@@ -209,7 +305,20 @@ class _VkHandler(QuietHandler):
         answer = _dispatch(owner, method, params)
         if failure is not None:
             answer = _error(method, params, failure[1], VK_ERROR_MESSAGES.get(failure[1], "Error"))
+        with owner.lock:
+            owner.served.extend(_items_in(answer))
         self.reply(200, json.dumps(answer, ensure_ascii=False).encode("utf-8"))
+
+
+def _items_in(answer: dict[str, Any]) -> list[Any]:
+    response = answer.get("response")
+    items = response.get("items") if isinstance(response, dict) else None
+    found: list[Any] = []
+    for item in items if isinstance(items, list) else []:
+        thread = item.get("thread") if isinstance(item, dict) else None
+        embedded = thread.get("items") if isinstance(thread, dict) else None
+        found += [item, *(embedded if isinstance(embedded, list) else [])]
+    return found
 
 
 def _error(method: str, params: dict[str, str], code: int, msg: str) -> dict[str, Any]:
@@ -246,21 +355,28 @@ def _wall_get(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
         raise ValueError("owner_id is undefined")
     offset, count = int(params.get("offset", 0)), min(int(params.get("count", 20)), 100)
     items = wall["items"]
-    return {"response": {"count": len(items), "items": items[offset : offset + count]}}
+    return {"response": {"count": len(items), "items": [served_post(i) for i in items[offset : offset + count]]}}
 
 
 def _wall_get_comments(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
+    """Top-level comments with their threads cut to ``thread_items_count`` (at most 10) replies, or with
+    ``comment_id`` the replies of that comment's thread; either paged by ``offset``/``count`` in ``sort`` order."""
     if "owner_id" not in params or "post_id" not in params:
         raise ValueError("post_id is undefined")
     comments = owner.comments.get((int(params["owner_id"]), int(params["post_id"])), [])
-    ordered = comments if params.get("sort", "asc") == "asc" else list(reversed(comments))
     offset, count = int(params.get("offset", 0)), min(int(params.get("count", 10)), 100)
-    thread_items = min(int(params.get("thread_items_count", 0)), 10)
-    page = []
-    for c in ordered[offset : offset + count]:
-        thread = c.get("thread") or {"count": 0, "items": []}
-        page.append({**c, "thread": {"count": thread.get("count", 0), "items": thread.get("items", [])[:thread_items]}})
-    return {"response": {"count": len(comments), "current_level_count": len(comments), "items": page}}
+    if "comment_id" in params:
+        parent = next((c for c in comments if c.get("id") == int(params["comment_id"])), None)
+        if parent is None:
+            raise ValueError("comment_id is invalid")
+        level, thread_items = _replies(parent), None
+    else:
+        level, thread_items = comments, min(int(params.get("thread_items_count", 0)), THREAD_ITEMS_MAX)
+    ordered = level if params.get("sort", "asc") == "asc" else list(reversed(level))
+    page = [served_comment(c, thread_items) for c in ordered[offset : offset + count]]
+    total = len(level) if "comment_id" in params else sum(1 + len(_replies(c)) for c in comments)
+    response = {"count": total, "current_level_count": len(level), "items": page}
+    return {"response": {**response, "can_post": True, "show_reply_button": True, "groups_can_post": True}}
 
 
 def _wall_create_comment(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
@@ -325,7 +441,7 @@ def _search(owner: VkStandIn, params: dict[str, str]) -> dict[str, Any]:
         and (center is None or _within_km(p.get("geo"), center, 25))
     ]
     found.sort(key=lambda p: int(p["date"]), reverse=True)
-    page = found[offset : offset + count]
+    page = [served_post(p) for p in found[offset : offset + count]]
     response: dict[str, Any] = {"items": page, "count": len(page), "total_count": len(found)}
     if offset + count < len(found):
         response["next_from"] = str(offset + count)

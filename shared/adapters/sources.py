@@ -13,6 +13,7 @@ from shared.domain.errors import SourceAccessError
 from shared.ports import FetchResult, SourceConnector
 from shared.services.ingest import WatchedSource
 from shared.source_config import (
+    MaxSource,
     OkGroupSource,
     RssSource,
     SourceConfig,
@@ -22,6 +23,8 @@ from shared.source_config import (
 )
 
 TELEGRAM_REQUESTS_PER_SECOND = 20.0  # Bot API: about 30 requests/s per bot; stay well below
+# MAX allows 30 requests/s per bot, but asks long polling to wait at least 300 ms between two GET /updates.
+MAX_REQUESTS_PER_SECOND = 3.0
 RSS_REQUESTS_PER_SECOND = 2.0  # news sites are small servers
 
 
@@ -97,6 +100,14 @@ class SourceFactory:
                 return MissingCredentials(src.id, "OTKLIK_TELEGRAM_BOT_TOKEN"), None
             polite = self.polite(TELEGRAM_REQUESTS_PER_SECOND)
             return TelegramConnector(src, self.http, s.telegram_api_base, bot, polite), bot
+        if isinstance(src, MaxSource):
+            from shared.adapters.max import MaxConnector
+
+            max_bot = _secret(s.max_bot_token)
+            if max_bot is None:
+                return MissingCredentials(src.id, "OTKLIK_MAX_BOT_TOKEN"), None
+            polite = self.polite(MAX_REQUESTS_PER_SECOND)
+            return MaxConnector(src, self.http, s.max_api_base, max_bot, polite), max_bot
         if isinstance(src, OkGroupSource):
             from shared.adapters.ok import OkGroupConnector
 

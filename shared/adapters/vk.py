@@ -1,6 +1,7 @@
 """VK connectors over httpx, API version 5.199: community walls (``wall.get``), the comments under their newest
-posts (``wall.getComments``), and keyword / place search (``newsfeed.search``); and the community's answers
-under the authors' posts (``wall.createComment``).
+posts (``wall.getComments``, long reply threads read on with ``comment_id``), and keyword / place search
+(``newsfeed.search``); the objects VK sends (posts, reposts, comments, community messages) read as posts; and the
+community's answers under the authors' posts (``wall.createComment``).
 
 Every call goes through ``Polite`` (the token's request rate, backoff with jitter on VK errors 1/6/9/10/29 and
 HTTP 429/5xx). Errors that need a person (a revoked token, a closed community) raise ``SourceAccessError``
@@ -10,12 +11,17 @@ An answer that is not what VK documents (not JSON, an HTML page, ``items`` that 
 asked for, a body over ``answers.MAX_ANSWER_BYTES``) fails the fetch with an error naming what was wrong, so the
 cursor stays; one unreadable item in an otherwise good page (a wrong type, a missing field, not an object) is
 rejected with its reason and the rest of the page is read.
+
+Every item VK answers is accounted for: a post, a rejected item, or a skip with its reason (read in an earlier
+run, older than the first run's window, an advertisement marked as such, deleted or empty).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,14 +29,19 @@ import httpx
 
 from shared.adapters.answers import send
 from shared.domain.errors import PermanentError, SourceAccessError, TransientError
-from shared.domain.models import Attachment, Geo, Post
-from shared.ports import Delivery, FetchResult, Rejected
+from shared.domain.models import Attachment, Geo, Post, ReplyTarget, RepostOrigin
+from shared.ports import Delivery, FetchResult, Rejected, Skipped, SkipReason
 from shared.services.comments import comment_text
 from shared.source_config import VkSearchSource, VkWallSource
 
 PAGE_SIZE = 100  # wall.get and wall.getComments' maximum
 SEARCH_PAGE_SIZE = 200  # newsfeed.search's maximum
 MAX_PAGES = 50
+# wall.getComments embeds at most 10 replies of each thread (thread.count says how many there are); the rest is
+# read with comment_id.
+THREAD_ITEMS = 10
+MAX_REPOST_DEPTH = 10  # a repost of a repost ...: VK lists the chain in copy_history; deeper is not a post
+CHAT_PEER_START = 2_000_000_000  # VK peer ids from here on are group chats, below are private conversations
 SEARCH_MAX_RESULTS = 1000  # newsfeed.search returns at most 1000 results per query
 # https://dev.vk.com/ru/reference/errors
 RETRYABLE_ERRORS = {1, 6, 9, 10, 29}
@@ -103,10 +114,24 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
+@dataclass
+class _WallAnswer:
+    """What ``wall.get`` answered in one fetch, sorted by what becomes of each item."""
+
+    fresh: dict[int, dict[str, Any]] = field(default_factory=dict)  # newer than the cursor, by post id
+    known: list[dict[str, Any]] = field(default_factory=list)  # at or below the cursor: read in an earlier run
+    repeated: list[dict[str, Any]] = field(default_factory=list)  # a fresh post answered again on a later page
+    unplaced: list[Any] = field(default_factory=list)  # no positive id: rejected with the reason
+    newest_page: list[Any] = field(default_factory=list)
+
+
 class VkWallConnector:
-    """Cursor: ``{"last_post_id": N, "comments": {"<post id>": {"last_id": C, "count": K}}}``. VK post ids grow
-    with time on a wall; ``wall.get`` returns the pinned post first and then newest first, so pages are read
-    until a post at or below ``last_post_id`` appears. Comments are followed on the newest posts only."""
+    """Cursor: ``{"last_post_id": N, "edited": {"<post id>": T}, "comments": {"<post id>": {"last_id": C,
+    "count": K, "threads": {"<comment id>": R}}}}``. VK post ids grow with time on a wall; ``wall.get`` returns the
+    pinned post first and then newest first, so pages are read until a post at or below ``last_post_id`` appears.
+    ``edited`` keeps the edit time of the newest page's edited posts: a later edit of one of them is read again, as
+    a new version of the post. Comments are followed on the newest posts only; ``threads`` keeps the reply count of
+    each thread longer than VK embeds (R replies when last read)."""
 
     def __init__(self, config: VkWallSource, client: VkClient) -> None:
         self.config = config
@@ -117,9 +142,31 @@ class VkWallConnector:
         cursor = cursor or {}
         last_seen = int(cursor["last_post_id"]) if "last_post_id" in cursor else None
         limit = None if last_seen is not None else self.config.max_posts_first_run
-        fresh: dict[int, dict[str, Any]] = {}
-        unplaced: list[Any] = []
-        newest_page: list[Any] = []
+        wall = self._read_wall(last_seen, limit)
+        ordered = [wall.fresh[i] for i in sorted(wall.fresh)]
+        old = ordered[: max(0, len(ordered) - limit)] if limit is not None else []
+        ordered = ordered[len(old) :]
+        known_edits = cursor.get("edited", {}) if last_seen is not None else None
+        edited = [i for i in wall.known if _edited_since(i, known_edits, wall.newest_page)]
+        unchanged = [i for i in wall.known if not any(i is e for e in edited)]
+        result = _read(ordered, self._post)
+        _merge(result, _read(edited, lambda item: self._post(item, edited_at=_time(item["edited"]))))
+        result.rejected.extend(_unplaced(item) for item in wall.unplaced)
+        result.skipped.extend(_skip(i, SkipReason.SEEN) for i in wall.repeated + unchanged)
+        result.skipped.extend(_skip(i, SkipReason.OLD) for i in old)
+        newest = max([last_seen or 0, *(_int(i.get("id")) for i in ordered)])
+        new_cursor: dict[str, Any] = {"last_post_id": newest} if newest else {}
+        edits = _edit_times(wall.newest_page)
+        if edits:
+            new_cursor["edited"] = edits
+        if self.config.comments:
+            comments, comment_cursor = self._comments(wall.newest_page, cursor.get("comments", {}))
+            _merge(result, comments)
+            new_cursor["comments"] = comment_cursor
+        return FetchResult(posts=result.posts, cursor=new_cursor, rejected=result.rejected, skipped=result.skipped)
+
+    def _read_wall(self, last_seen: int | None, limit: int | None) -> _WallAnswer:
+        wall = _WallAnswer()
         for page in range(MAX_PAGES):
             response = self.client.call(
                 "wall.get",
@@ -130,75 +177,130 @@ class VkWallConnector:
             )
             items = _page(response, "wall.get", PAGE_SIZE)
             if page == 0:
-                newest_page = items
+                wall.newest_page = items
             reached_known = False
             for item in items:
                 post_id = _int(item.get("id")) if isinstance(item, dict) else 0
                 if post_id <= 0:
                     # Not a post we can place: rejected with its reason. It must not pass for "known" and end the
                     # paging, or the newer posts on the next pages would be skipped for good.
-                    unplaced.append(item)
-                    continue
-                if last_seen is not None and post_id <= last_seen:
+                    wall.unplaced.append(item)
+                elif last_seen is not None and post_id <= last_seen:
                     reached_known = reached_known or not item.get("is_pinned")
-                    continue
-                fresh[post_id] = item
-            if reached_known or len(items) < PAGE_SIZE or (limit is not None and len(fresh) >= limit):
+                    wall.known.append(item)
+                elif post_id in wall.fresh:  # a new post moved the pages on while they were read
+                    wall.repeated.append(item)
+                else:
+                    wall.fresh[post_id] = item
+            if reached_known or len(items) < PAGE_SIZE or (limit is not None and len(wall.fresh) >= limit):
                 break
-        ordered = [fresh[i] for i in sorted(fresh)]
-        if limit is not None:
-            ordered = ordered[-limit:]
-        result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
-        result.rejected.extend(_unplaced(item) for item in unplaced)
-        newest = max([last_seen or 0, *(_int(i.get("id")) for i in ordered)])
-        new_cursor: dict[str, Any] = {"last_post_id": newest} if newest else {}
-        if self.config.comments:
-            comments, comment_cursor = self._comments(newest_page, cursor.get("comments", {}))
-            result.posts.extend(comments.posts)
-            result.rejected.extend(comments.rejected)
-            new_cursor["comments"] = comment_cursor
-        return FetchResult(posts=result.posts, cursor=new_cursor, rejected=result.rejected)
+        return wall
 
-    def _comments(
-        self, newest_page: list[Any], known: dict[str, dict[str, int]]
-    ) -> tuple[FetchResult, dict[str, dict[str, int]]]:
+    def _post(self, item: dict[str, Any], edited_at: datetime | None = None) -> Post:
+        return vk_post(item, self.config.id, self.config.municipality, edited_at=edited_at)
+
+    def _comments(self, newest_page: list[Any], known: dict[str, Any]) -> tuple[FetchResult, dict[str, Any]]:
         """New comments (and replies in their threads) under the newest posts whose comment count changed."""
         posts = [i for i in newest_page if isinstance(i, dict) and isinstance(i.get("id"), int)]
         watched = sorted(posts, key=lambda i: i["id"], reverse=True)[: self.config.comments_on_newest_posts]
-        cursor: dict[str, dict[str, int]] = {}
-        found: list[Any] = []
+        cursor: dict[str, Any] = {}
+        result = FetchResult(posts=[], cursor={})
         for item in watched:
             post_id = str(item["id"])
-            before = known.get(post_id, {"last_id": 0, "count": 0})
+            stored = known.get(post_id)
+            before: dict[str, Any] = stored if isinstance(stored, dict) else {}
             count = _int(_field(item, "comments", "count"))
-            cursor[post_id] = {"last_id": before["last_id"], "count": count}
-            if count == before["count"] or count == 0:
+            entry = {**before, "last_id": _int(before.get("last_id")), "count": count}
+            cursor[post_id] = entry
+            if count == _int(before.get("count")) or count == 0:
                 continue
-            owner_id = _int(item.get("owner_id"))
-            for offset in range(0, PAGE_SIZE * MAX_PAGES, PAGE_SIZE):
-                response = self.client.call(
-                    "wall.getComments",
-                    owner_id=owner_id,
-                    post_id=post_id,
-                    offset=offset,
-                    count=PAGE_SIZE,
-                    sort="asc",
-                    thread_items_count=10,
-                )
-                page = _page(response, "wall.getComments", PAGE_SIZE)
-                for comment in page:
-                    thread = _field(comment, "thread", "items")
-                    for c in [comment, *(thread if isinstance(thread, list) else [])]:
-                        if not isinstance(c, dict):
-                            found.append(c)  # rejected below, with the reason
-                        elif _int(c.get("id")) > before["last_id"] and not c.get("deleted"):
-                            found.append(c)
-                if len(page) < PAGE_SIZE:
-                    break
-            newest_comment = max([before["last_id"], *(_int(c.get("id")) for c in found if _same_post(c, post_id))])
-            cursor[post_id]["last_id"] = newest_comment
-        found.sort(key=lambda c: _int(_field(c, "id")))
-        return _to_posts(found, lambda c: vk_comment(c, self.config.id, self.config.municipality)), cursor
+            thread = _PostComments(self.client, _int(item.get("owner_id")), _int(post_id), entry["last_id"])
+            threads = before.get("threads")
+            thread.read(threads if isinstance(threads, dict) else {})
+            read = _read([thread.fresh[i] for i in sorted(thread.fresh)], self._comment)
+            # Past every comment read or skipped; one rejected is read again with the next change (its record in
+            # quarantine is overwritten, not doubled), and a garbage id cannot move the cursor past the rest.
+            rejected = {r.key for r in read.rejected}
+            entry["last_id"] = max([entry["last_id"], *(i for i, c in thread.fresh.items() if _key(c) not in rejected)])
+            if thread.threads:
+                entry["threads"] = thread.threads
+            else:
+                entry.pop("threads", None)
+            _merge(result, read)
+            result.rejected.extend(_rejected(c, f"the item is {type(c).__name__}, not an object") for c in thread.bad)
+            result.rejected.extend(_rejected(c, f"id {c.get('id')!r} does not name a comment") for c in thread.unnamed)
+            result.skipped.extend(_skip(c, SkipReason.SEEN) for c in thread.seen)
+        result.posts.sort(key=lambda p: _int(p.post_id.rsplit("_", 1)[-1]))
+        return result, cursor
+
+    def _comment(self, item: dict[str, Any]) -> Post:
+        return vk_comment(item, self.config.id, self.config.municipality)
+
+
+class _PostComments:
+    """The comments under one post that are newer than ``last_id`` (comment ids grow with time on a wall, replies
+    too), every thread read whole: VK embeds at most ``THREAD_ITEMS`` replies of a thread, the rest is read with
+    ``comment_id`` when the thread's reply count changed since it was last read."""
+
+    def __init__(self, client: VkClient, owner_id: int, post_id: int, last_id: int) -> None:
+        self.client = client
+        self.owner_id = owner_id
+        self.post_id = post_id
+        self.last_id = last_id
+        self.fresh: dict[int, dict[str, Any]] = {}
+        self.seen: list[dict[str, Any]] = []  # read in an earlier run, or answered twice in this one
+        self.bad: list[Any] = []  # not an object
+        self.unnamed: list[dict[str, Any]] = []  # without a positive id
+        self.threads: dict[str, int] = {}  # long threads' reply counts, for the next run
+
+    def read(self, threads_before: dict[str, Any]) -> None:
+        for comment in self._pages():
+            if not self._take(comment):
+                continue
+            items = _field(comment, "thread", "items")
+            embedded: list[Any] = items if isinstance(items, list) else []
+            for reply in embedded:
+                self._take(reply)
+            replies = _int(_field(comment, "thread", "count"))
+            if replies <= len(embedded):
+                continue
+            comment_id = str(comment.get("id"))
+            self.threads[comment_id] = replies
+            if replies != _int(threads_before.get(comment_id)):
+                for reply in self._pages(comment_id=comment_id):
+                    self._take(reply)
+
+    def _pages(self, **params: Any) -> Iterator[Any]:
+        for offset in range(0, PAGE_SIZE * MAX_PAGES, PAGE_SIZE):
+            response = self.client.call(
+                "wall.getComments",
+                owner_id=self.owner_id,
+                post_id=self.post_id,
+                offset=offset,
+                count=PAGE_SIZE,
+                sort="asc",
+                thread_items_count=None if params else THREAD_ITEMS,
+                **params,
+            )
+            page = _page(response, "wall.getComments", PAGE_SIZE)
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+
+    def _take(self, comment: Any) -> bool:
+        """Sorts one comment in; False when it is not an object."""
+        if not isinstance(comment, dict):
+            self.bad.append(comment)
+            return False
+        comment_id = _int(comment.get("id"))
+        if comment_id <= 0:
+            self.unnamed.append(comment)
+        elif comment_id in self.fresh or comment_id <= self.last_id:
+            self.seen.append(comment)
+        else:
+            # Read with comment_id, VK names the post in each reply as well; this keeps it if it ever does not.
+            self.fresh[comment_id] = {"owner_id": self.owner_id, "post_id": self.post_id, **comment}
+        return True
 
 
 class VkSearchConnector:
@@ -218,6 +320,7 @@ class VkSearchConnector:
             start_time = int((self.clock() - timedelta(hours=self.config.first_run_hours)).timestamp())
         items: dict[tuple[int, int], dict[str, Any]] = {}
         unplaced: list[Any] = []
+        repeated: list[dict[str, Any]] = []
         start_from: str | None = None
         while len(items) < SEARCH_MAX_RESULTS:
             response = self.client.call(
@@ -232,49 +335,67 @@ class VkSearchConnector:
             )
             page = _page(response, "newsfeed.search", SEARCH_PAGE_SIZE)
             for item in page:
-                if isinstance(item, dict) and _int(item.get("owner_id")) and _int(item.get("id")) > 0:
-                    items[(_int(item.get("owner_id")), _int(item.get("id")))] = item
-                else:
+                if not (isinstance(item, dict) and _int(item.get("owner_id")) and _int(item.get("id")) > 0):
                     unplaced.append(item)  # rejected with its reason; not one key shared by all of them
+                elif (key := (_int(item.get("owner_id")), _int(item.get("id")))) in items:
+                    repeated.append(item)  # new posts moved the pages on while they were read
+                else:
+                    items[key] = item
             start_from = response.get("next_from")
             if not page or not start_from:
                 break
         ordered = sorted(items.values(), key=lambda i: (_int(i.get("date")), _int(i.get("id"))))
-        result = _to_posts(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
+        result = _read(ordered, lambda item: vk_post(item, self.config.id, self.config.municipality))
         result.rejected.extend(_unplaced(item) for item in unplaced)
+        result.skipped.extend(_skip(item, SkipReason.SEEN) for item in repeated)
         # From the posts read, not from every date in the answer: a rejected item's garbage date (year 5138) would
         # move start_time past every post to come.
         newest = max([start_time - 1, *(int(p.published_at.timestamp()) for p in result.posts)])
-        return FetchResult(posts=result.posts, cursor={"start_time": newest + 1}, rejected=result.rejected)
+        return FetchResult(
+            posts=result.posts, cursor={"start_time": newest + 1}, rejected=result.rejected, skipped=result.skipped
+        )
 
 
 # --- VK objects -> Post ---------------------------------------------------------------------------------
 
 
-def vk_post(item: dict[str, Any], source_id: str, municipality: str | None) -> Post:
-    """A wall post object (wall.get, newsfeed.search, Callback API wall_post_new). An object that cannot be read
+def vk_post(item: dict[str, Any], source_id: str, municipality: str | None, edited_at: datetime | None = None) -> Post:
+    """A wall post object (wall.get, newsfeed.search, Callback API wall_post_new and wall_repost). A repost
+    (``copy_history``) is one post: the reposter's words, then the original's, the attachments of both, and
+    ``repost_of`` naming the original (the innermost one of a repost of a repost). An object that cannot be read
     raises KeyError, TypeError or ValueError only, saying what was wrong."""
     owner_id = int(item["owner_id"])
     post_id = int(item["id"])
+    chain = [item, *_reposted(item)]
     return Post(
         source="vk",
         community=str(owner_id),
         post_id=str(post_id),
-        author_id=str(item.get("signer_id") or item.get("from_id") or owner_id),
-        text=_text(item),
+        author_id=_author(item),
+        text=_joined_text(chain),
         published_at=_time(item["date"]),
         url=f"https://vk.com/wall{owner_id}_{post_id}",
-        geo=_geo(item.get("geo")),
-        attachments=tuple(_attachments(item.get("attachments", []))),
+        geo=next((geo for geo in (_geo(p.get("geo")) for p in chain) if geo is not None), None),
+        attachments=tuple(a for p in chain for a in _attachments(p.get("attachments", []))),
         source_id=source_id,
         municipality_hint=municipality,
+        repost_of=_origin(chain[-1]) if len(chain) > 1 else None,
+        edited_at=edited_at,
     )
 
 
-def vk_comment(item: dict[str, Any], source_id: str, municipality: str | None) -> Post:
-    """A comment object (wall.getComments, Callback API wall_reply_new). Its id is unique on the wall; the post
-    id of the incident is ``<post id>_<comment id>`` so every path to the same comment meets the same incident."""
-    owner_id = int(item["owner_id"])
+def vk_comment(
+    item: dict[str, Any], source_id: str, municipality: str | None, edited_at: datetime | None = None
+) -> Post:
+    """A comment object (wall.getComments, Callback API wall_reply_new / wall_reply_edit, whose object names the
+    wall as ``post_owner_id``). Its id is unique on the wall; the post id of the incident is ``<post id>_<comment
+    id>`` so every path to the same comment meets the same incident."""
+    if "owner_id" in item:
+        owner_id = int(item["owner_id"])
+    elif "post_owner_id" in item:
+        owner_id = int(item["post_owner_id"])
+    else:
+        raise KeyError("neither owner_id nor post_owner_id names the wall")
     post_id = int(item["post_id"])
     comment_id = int(item["id"])
     return Post(
@@ -289,28 +410,107 @@ def vk_comment(item: dict[str, Any], source_id: str, municipality: str | None) -
         parent_post_id=str(post_id),
         source_id=source_id,
         municipality_hint=municipality,
+        edited_at=edited_at,
     )
 
 
-def _to_posts(items: list[Any], convert: Any) -> FetchResult:
-    posts: list[Post] = []
-    rejected: list[Rejected] = []
+def vk_message(
+    message: dict[str, Any],
+    group_id: int,
+    source_id: str,
+    municipality: str | None,
+    edited_at: datetime | None = None,
+) -> Post:
+    """A message a resident wrote to the community (Callback API ``message_new``'s ``object.message``): written
+    to the city itself, answered in the same conversation (``reply_to``). Forwarded messages are part of it (a
+    resident forwards a neighbour's complaint); a reply's quoted message is not (it is usually the community's)."""
+    peer_id = int(message["peer_id"])
+    number = int(message.get("conversation_message_id") or message["id"])
+    forwarded = message.get("fwd_messages") or []
+    if not isinstance(forwarded, list) or not all(isinstance(m, dict) for m in forwarded):
+        raise TypeError("fwd_messages is not a list of messages")
+    parts = [message, *forwarded]
+    return Post(
+        source="vk",
+        community=str(group_id),
+        post_id=f"msg{peer_id}_{number}",
+        author_id=str(int(message["from_id"])),
+        text=_joined_text(parts),
+        published_at=_time(message["date"]),
+        url=f"https://vk.com/gim{group_id}?sel={peer_id}",
+        geo=_geo(message.get("geo")),
+        attachments=tuple(a for m in parts for a in _attachments(m.get("attachments", []))),
+        source_id=source_id,
+        municipality_hint=municipality,
+        direct=peer_id < CHAT_PEER_START,
+        reply_to=ReplyTarget(channel="vk_message", chat_id=str(peer_id), message_id=str(number)),
+        edited_at=edited_at,
+    )
+
+
+def skip_reason(item: dict[str, Any]) -> SkipReason | None:
+    """Why a post, comment or message VK sent is not a resident's words, on purpose (None: it may be)."""
+    if item.get("marked_as_ads") in (1, True):  # the community's paid post, marked as VK's rules require
+        return SkipReason.NOT_RESIDENT
+    if item.get("deleted") in (1, True) or item.get("is_deleted") in (1, True):
+        return SkipReason.EMPTY  # VK keeps a deleted comment with replies as a placeholder without words
+    if isinstance(item.get("action"), dict):  # a member joined a chat, a message was pinned
+        return SkipReason.SERVICE_MESSAGE
+    return None
+
+
+def is_empty(post: Post) -> bool:
+    """Nothing to read: no words, no attachment Otklik can show, no place (a sticker, a poll only)."""
+    return not post.text.strip() and not post.attachments and post.geo is None
+
+
+def read_item(item: dict[str, Any], convert: Callable[[dict[str, Any]], Post]) -> Post | SkipReason:
+    """The item as a post, or why it is none. Raises what ``convert`` raises for an item it cannot read."""
+    reason = skip_reason(item)
+    if reason is not None:
+        return reason
+    post = convert(item)
+    return SkipReason.EMPTY if is_empty(post) else post
+
+
+def _read(items: list[Any], convert: Callable[[dict[str, Any]], Post]) -> FetchResult:
+    result = FetchResult(posts=[], cursor={})
     for item in items:
         try:
             if not isinstance(item, dict):
                 raise TypeError(f"the item is {type(item).__name__}, not an object")
-            posts.append(convert(item))
+            read = read_item(item, convert)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            rejected.append(_rejected(item, f"{type(exc).__name__}: {exc}"))
-    return FetchResult(posts=posts, cursor={}, rejected=rejected)
+            result.rejected.append(_rejected(item, f"{type(exc).__name__}: {exc}"))
+            continue
+        if isinstance(read, SkipReason):
+            result.skipped.append(_skip(item, read))
+        else:
+            result.posts.append(read)
+    return result
+
+
+def _merge(into: FetchResult, other: FetchResult) -> None:
+    into.posts.extend(other.posts)
+    into.rejected.extend(other.rejected)
+    into.skipped.extend(other.skipped)
+
+
+def _key(item: dict[str, Any]) -> str:
+    """``<owner>_<post>`` for a post, ``<owner>_<post>_<comment>`` for a comment."""
+    if "post_id" in item:
+        return f"{item.get('owner_id', item.get('post_owner_id'))}_{item.get('post_id')}_{item.get('id')}"
+    return f"{item.get('owner_id')}_{item.get('id')}"
+
+
+def _skip(item: dict[str, Any], reason: SkipReason) -> Skipped:
+    return Skipped(key=_key(item), reason=reason)
 
 
 def _rejected(item: Any, reason: str) -> Rejected:
     payload = json.dumps(item, ensure_ascii=False, default=str)
-    if isinstance(item, dict):
-        key = f"{item.get('owner_id')}_{item.get('post_id', '')}{item.get('id')}"
-    else:  # nothing to name it by: its content
-        key = "item-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+    # An item that is not an object has nothing to name it by but its content.
+    key = _key(item) if isinstance(item, dict) else "item-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
     return Rejected(key=key, payload=payload, reason=f"unreadable VK item: {reason}")
 
 
@@ -319,6 +519,76 @@ def _unplaced(item: Any) -> Rejected:
     if not isinstance(item, dict):
         return _rejected(item, f"the item is {type(item).__name__}, not an object")
     return _rejected(item, f"owner_id {item.get('owner_id')!r} / id {item.get('id')!r} do not name a post")
+
+
+def _edit_times(newest_page: list[Any]) -> dict[str, int]:
+    """When each edited post of the newest page was last edited (``edited``, unix time)."""
+    return {
+        str(item["id"]): _int(item.get("edited"))
+        for item in newest_page
+        if isinstance(item, dict) and _int(item.get("id")) > 0 and _int(item.get("edited")) > 0
+    }
+
+
+def _edited_since(item: dict[str, Any], known_edits: Any, newest_page: list[Any]) -> bool:
+    """A post read in an earlier run, on the newest page, edited after that run saw it. The first run knows no
+    edit (``known_edits`` None): what it reads is the post as it is."""
+    if not isinstance(known_edits, dict) or not any(i is item for i in newest_page):
+        return False
+    return _int(item.get("edited")) > _int(known_edits.get(str(item.get("id"))))
+
+
+def _reposted(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The posts a repost carries, from the one reposted to the original: VK lists a repost of a repost in one
+    ``copy_history``; a chain nested in the last one (an older shape) is followed too."""
+    chain: list[dict[str, Any]] = []
+    current = item
+    for _ in range(MAX_REPOST_DEPTH):
+        history = current.get("copy_history")
+        if history is None or history == []:
+            return chain
+        if not isinstance(history, list) or not all(isinstance(p, dict) for p in history):
+            raise TypeError("copy_history is not a list of posts")
+        chain.extend(history)
+        current = history[-1]
+    raise ValueError(f"copy_history nested deeper than {MAX_REPOST_DEPTH}")
+
+
+def _origin(original: dict[str, Any]) -> RepostOrigin:
+    owner_id, post_id = int(original["owner_id"]), int(original["id"])
+    return RepostOrigin(
+        source="vk",
+        community=str(owner_id),
+        post_id=str(post_id),
+        author_id=_author(original),
+        url=f"https://vk.com/wall{owner_id}_{post_id}",
+    )
+
+
+def _author(item: dict[str, Any]) -> str:
+    """A community's post signed by a resident (``signer_id``) is the resident's."""
+    return str(item.get("signer_id") or item.get("from_id") or int(item["owner_id"]))
+
+
+def _joined_text(parts: list[dict[str, Any]]) -> str:
+    """One object's text as it is; a repost's or a message with forwards: every non-empty text, in order, with
+    the place a part names (``geo.place``) when its text does not."""
+    texts = [_text_with_place(p) for p in parts]
+    if len(parts) == 1:
+        return texts[0]
+    return "\n\n".join(t for t in texts if t.strip())
+
+
+def _text_with_place(item: dict[str, Any]) -> str:
+    """The text, and the place the author marked on the map (its name and address) if the text does not name it:
+    the address is what routes a complaint."""
+    text = _text(item)
+    place = _field(item, "geo", "place")
+    names = [place.get(k) for k in ("title", "address")] if isinstance(place, dict) else []
+    named = ", ".join(dict.fromkeys(n.strip() for n in names if isinstance(n, str) and n.strip() and n not in text))
+    if not named:
+        return text
+    return f"{text}\n\nМесто: {named}" if text.strip() else f"Место: {named}"
 
 
 def _page(response: Any, method: str, asked: int) -> list[Any]:
@@ -354,10 +624,6 @@ def _time(value: Any) -> datetime:
         raise ValueError(f"date {value!r} is out of range") from exc
 
 
-def _same_post(comment: Any, post_id: str) -> bool:
-    return str(_field(comment, "post_id")) == post_id
-
-
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -366,10 +632,20 @@ def _int(value: Any) -> int:
 
 
 def _geo(geo: Any) -> Geo | None:
-    if not isinstance(geo, dict) or not geo.get("coordinates"):
+    """A wall post's ``coordinates`` are ``"lat lon"``, a message's ``{latitude, longitude}``; a place may carry
+    them instead."""
+    if not isinstance(geo, dict):
         return None
-    lat, lon = str(geo["coordinates"]).split()
-    return Geo(lat=float(lat), lon=float(lon))
+    coordinates = geo.get("coordinates")
+    if isinstance(coordinates, dict):
+        return Geo(lat=float(coordinates["latitude"]), lon=float(coordinates["longitude"]))
+    if coordinates:
+        lat, lon = str(coordinates).split()
+        return Geo(lat=float(lat), lon=float(lon))
+    place = geo.get("place")
+    if isinstance(place, dict) and place.get("latitude") is not None and place.get("longitude") is not None:
+        return Geo(lat=float(place["latitude"]), lon=float(place["longitude"]))
+    return None
 
 
 def _attachments(items: Any) -> list[Attachment]:
@@ -387,8 +663,12 @@ def _attachments(items: Any) -> list[Attachment]:
             url = max(sizes, key=lambda s: _int(s.get("width")) * _int(s.get("height"))).get("url")
         elif kind == "link":
             url = body.get("url")
-        elif kind in {"video", "doc", "audio"} and "owner_id" in body and "id" in body:
+        elif kind in {"video", "clip", "doc", "audio"} and "owner_id" in body and "id" in body:
             url = f"https://vk.com/{kind}{body['owner_id']}_{body['id']}"
+        elif kind == "wall" and "id" in body and ("owner_id" in body or "to_id" in body):
+            url = f"https://vk.com/wall{body.get('owner_id', body.get('to_id'))}_{body['id']}"  # a post shared
+        elif kind == "audio_message":  # a voice message to the community
+            url = body.get("link_mp3") or body.get("link_ogg")
         if url:
             found.append(Attachment(kind=kind, url=url))
     return found
@@ -406,6 +686,8 @@ class VkCommentSender:
         post = delivery.incident.post
         if post.source != "vk":
             raise PermanentError(f"{post.source} posts take no comments from Otklik")
+        if post.reply_to is not None:
+            raise PermanentError("a message to the community is answered in its conversation, not with a comment")
         owner_id = _int(post.community)
         if owner_id >= 0:
             raise PermanentError(f"wall {owner_id} is not a community's: Otklik answers only as a community")

@@ -29,6 +29,10 @@ ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
 }
 
 OPEN_FOR_REPLY = (S.NEW, S.ROUTED, S.ACKNOWLEDGED)
+# Whose post an author's edit rewrites (shared/domain/edits.py): nobody has answered it yet, including those set
+# aside unanswered (not a complaint, or a report of another incident). Answered, closed and rejected ones keep the
+# text the department answered.
+EDITABLE = frozenset({*OPEN_FOR_REPLY, S.IRRELEVANT, S.MERGED})
 
 
 def can_transition(current: IncidentStatus, target: IncidentStatus) -> bool:

@@ -185,9 +185,25 @@ class Report(Model):
     routing_round: int | None = Field(default=None, description="the round it started (reopen, raise): route again")
 
 
+class PostVersion(Model):
+    """A version of an incident's post other than the one ``Incident.post`` shows (the edit rule:
+    shared/domain/edits.py): an earlier text its author has since edited, or an edit that came once the incident
+    was answered, closed or rejected, kept beside the text the department answered."""
+
+    text: SourceText
+    attachments: tuple[Attachment, ...] = ()
+    geo: Geo | None = None
+    edited_at: UtcDatetime | None = Field(default=None, description="when its author wrote it; None: first published")
+    received_at: UtcDatetime = Field(description="when Otklik set it aside (replaced it, or received it too late)")
+    shown: bool = Field(description="True: the incident showed it until a later edit; False: an edit never shown")
+
+
 class Incident(Model):
     id: str
     post: Post
+    post_versions: tuple[PostVersion, ...] = Field(
+        default=(), description="its post's other versions, in the order they were set aside (the author's edits)"
+    )
     classification: Classification
     status: IncidentStatus
     status_history: tuple[StatusChange, ...]
@@ -205,7 +221,9 @@ class Incident(Model):
     next_check_at: UtcDatetime | None = Field(default=None, description="when remind looks at it next")
     routing_round: int = Field(default=0, description="0 when first routed, +1 on every re-routing")
     routing_reason: str = Field(
-        default="new", description="why the last routing round began: new, rerouted, reopened, raised, marked_dangerous"
+        default="new",
+        description="why the last routing round began: new, rerouted, reopened, raised, marked_dangerous, "
+        "edited_dangerous",
     )
     followup_asked_at: UtcDatetime | None = Field(default=None, description="when the author was asked: is it fixed?")
     # "<department>/<channel>" -> sent, sending (retrying) or failed: a clerk sees at once who never got it.

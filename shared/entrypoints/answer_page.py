@@ -71,6 +71,7 @@ EVENT_NAMES: dict[str, str] = {
     "overdue": "срок ответа просрочен",
     "corrected": "классификация исправлена",
     "delivery_failed": "уведомление не доставлено",
+    "edited": "автор изменил текст",
 }
 DONE_MESSAGES: dict[str, str] = {
     "acknowledge": "Готово: обращение взято в работу.",

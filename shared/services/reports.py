@@ -54,6 +54,7 @@ UNKNOWN_NAME = "не определено"
 SOURCE_NAMES: dict[str, str] = {
     "vk": "ВКонтакте",
     "telegram": "Telegram",
+    "max": "MAX",
     "ok": "Одноклассники",
     "rss": "Новостные сайты (RSS)",
     "inbox": "Портал и боты (inbox)",

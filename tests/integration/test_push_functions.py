@@ -115,8 +115,40 @@ def test_an_unreadable_object_is_quarantined_and_answered_ok(env: dict[str, Any]
 
 
 def test_other_event_types_are_acknowledged_and_ignored(env: dict[str, Any]) -> None:
-    response = app("vk_callback").post("/", json=event("message_new", {"message": {}}, "ev-msg"))
+    response = app("vk_callback").post("/", json=event("group_join", {"user_id": 5, "join_type": "join"}, "ev-join"))
     assert response.get_data(as_text=True) == "ok" and posts_on_topic(env["project"]) == []
+    assert list(env["db"].collection("quarantine").stream()) == []  # skipped by design: logged, not quarantined
+
+
+def test_a_comment_naming_its_wall_only_as_post_owner_id_and_a_message_to_the_community(env: dict[str, Any]) -> None:
+    """As the Callback API documents them: wall_reply_new's object is a comment plus post_id and post_owner_id;
+    message_new's is {message, client_info}."""
+    client = app("vk_callback")
+    reply = {k: v for k, v in COMMENT.items() if k != "owner_id"} | {"post_owner_id": -210000001}
+    message = {
+        "date": 1795800200,
+        "from_id": 57,
+        "id": 0,
+        "out": 0,
+        "version": 1,
+        "peer_id": 57,
+        "conversation_message_id": 12,
+        "text": "Во дворе на Советской, 12 третий день не вывозят мусор",
+        "attachments": [{"type": "photo", "photo": {"sizes": [{"width": 9, "height": 9, "url": "https://x/y.jpg"}]}}],
+    }
+    assert client.post("/", json=event("wall_reply_new", reply, "ev-reply")).get_data(as_text=True) == "ok"
+    body = event("message_new", {"message": message, "client_info": {"keyboard": True}}, "ev-msg")
+    assert client.post("/", json=body).get_data(as_text=True) == "ok"
+    posts = {p["post_id"]: p for p in posts_on_topic(env["project"])}
+    assert posts["9001_9002"]["community"] == "-210000001"
+    direct = posts["msg57_12"]
+    assert direct["direct"] is True and direct["reply_to"] == {
+        "channel": "vk_message",
+        "chat_id": "57",
+        "message_id": "12",
+    }
+    assert direct["attachments"] == [{"kind": "photo", "url": "https://x/y.jpg"}]
+    assert list(env["db"].collection("quarantine").stream()) == []
 
 
 def inbox_post(client: Any, body: Any, token: str = INBOX_TOKEN) -> Any:

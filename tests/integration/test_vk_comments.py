@@ -12,7 +12,7 @@ from otklik.standins.vk import DEMO_COMMENTS, DEMO_WALLS, VkStandIn
 from shared.adapters.politeness import Polite
 from shared.adapters.vk import VkClient, VkCommentSender, VkWallConnector, vk_comment, vk_post
 from shared.domain.errors import PermanentError
-from shared.domain.models import Answer, Department, Incident, IncidentStatus, Post
+from shared.domain.models import Answer, Department, Incident, IncidentStatus, Post, ReplyTarget
 from shared.ports import Delivery
 from shared.source_config import VkWallSource
 from tests.builders import T0, make_incident
@@ -88,4 +88,7 @@ def test_closed_comments_a_wrong_token_or_another_network_fail_for_good(vk: VkSt
     telegram = post.model_copy(update={"source": "telegram"})
     with pytest.raises(PermanentError, match="telegram"):
         sender(vk).send(Delivery(ROADS, answered(telegram), "x", "answer.0"))
+    message = post.model_copy(update={"direct": True, "reply_to": ReplyTarget(channel="vk_message", chat_id="5")})
+    with pytest.raises(PermanentError, match="conversation"):  # a message to the community is answered there
+        sender(vk).send(Delivery(ROADS, answered(message), "y", "answer.0"))
     assert not [c for c in vk.official_comments() if c["text"].startswith("Яму засыплем")]  # nothing was added

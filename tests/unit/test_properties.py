@@ -694,6 +694,9 @@ def must_become_post_or_rejected(update: Any) -> bool:
         return False
     if not isinstance(message, dict):
         return True
+    sender = message.get("from")
+    if isinstance(sender, dict) and sender.get("is_bot") is True and "sender_chat" not in message:
+        return False  # another bot's message: skipped as not a resident's
     text = message.get("text", message.get("caption"))
     return isinstance(text, str) and bool(text.strip())
 
@@ -708,6 +711,7 @@ def test_telegram_updates_become_posts_or_rejected_items_never_an_error(updates:
 
     assert len(result.posts) + len(result.rejected) >= sum(must_become_post_or_rejected(u) for u in updates)
     assert len(result.posts) + len(result.rejected) <= len(updates)
+    assert len(result.posts) + len(result.rejected) + len(result.skipped) == len(updates)  # each accounted for
     for bad in result.rejected:
         assert bad.reason.startswith("unreadable Telegram update: "), bad.reason
     # The cursor moves past every update with an id, read or not: a broken one is not fetched forever.
