@@ -6,9 +6,18 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-from shared.config import load_calendar, load_deadlines
+from shared.config import RoutingConfig, load_calendar, load_deadlines
 from shared.domain.deadlines import Deadlines
-from shared.domain.models import Classification, Incident, IncidentStatus, Post, Priority, StatusChange
+from shared.domain.models import (
+    Classification,
+    Department,
+    Incident,
+    IncidentStatus,
+    Post,
+    Priority,
+    RoutingRule,
+    StatusChange,
+)
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -61,3 +70,16 @@ def make_incident(
     }
     fields.update(kw)
     return Incident.model_validate(fields)
+
+
+# Shakhty's roads department and its duty service: roads go to the first, critical posts to both.
+ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
+EDDS = Department(id="edds", name="ЕДДС г. Шахты", municipality="shakhty", email="edds@shakhty.example")
+ROADS_AND_DUTY_SERVICE = RoutingConfig(
+    departments=(ROADS, EDDS),
+    rules=(
+        RoutingRule(category="roads", departments=("roads",)),
+        RoutingRule(municipality="shakhty", priority=Priority.CRITICAL, departments=("roads", "edds")),
+    ),
+    fallback="roads",
+)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from otklik.stack.local import LocalStack
-from otklik.stack.summary import PushReport, RunSummary, collect_incidents, count, notification_counts
+from otklik.stack.summary import PushReport, RunSummary, collect_incidents, count, notification_counts, shapes_of
 from otklik.standins.vk import demo_callback_events
 from shared.adapters.vk import vk_comment, vk_message
 from shared.domain.ids import incident_id_for
@@ -122,6 +122,7 @@ def run_once(work_dir: Path, emulators_kind: str | None = None) -> RunSummary:
             wall_post_ids=wall_ids,
             complaints_by_category=Counter(i["classification"]["category"] for i in complaints),
             by_network=Counter(i["post"]["source"] for i in incidents),
+            shapes=shapes_of(incidents),
             irrelevant=len(incidents) - len(complaints),
             critical=sum(1 for i in complaints if i["classification"]["priority"] == "critical"),
             routed_to=routed,

@@ -39,6 +39,7 @@ class RunSummary:
     overdue_now: int
     overdue_week_later: int
     escalation_steps: Counter[str]
+    shapes: Counter[str] = field(default_factory=Counter)  # real post shapes that became incidents (shapes_of)
     versions: int = 0  # other versions of posts kept on their incidents: authors' edits (an edit is no new incident)
     merged: int = 0  # complaints grouped into another incident about the same problem
     most_reported: int = 1  # the most residents on one incident
@@ -90,6 +91,7 @@ class RunSummary:
             f"({sum(self.complaints_by_category.values())} complaints, {self.irrelevant} not complaints)",
             f"Edits kept on their incidents: {self.versions:>4}  (the author changed the text; history keeps both)",
             "  by network:                 " + ", ".join(f"{k} {v}" for k, v in self.by_network.most_common()),
+            "  real shapes:                " + ", ".join(f"{name} {self.shapes.get(name, 0)}" for name in SHAPES),
             "Complaints by category:",
         ]
         lines += [f"  {category_name(cat):<28} {n:>4}" for cat, n in self.complaints_by_category.most_common()]
@@ -121,6 +123,29 @@ class RunSummary:
         )
         lines += ["", verdict]
         return "\n".join(lines)
+
+
+SHAPES = (
+    "reposts",
+    "comments under posts with over 10",
+    "posts with several photos",
+    "with a location",
+    "written to the city directly",
+)
+
+
+def shapes_of(incidents: list[dict[str, Any]]) -> Counter[str]:
+    """How many incidents came from the shapes that used to be lost at the door (issue 16)."""
+    found: Counter[str] = Counter()
+    replies: Counter[str] = Counter(i["post"]["parent_post_id"] for i in incidents if i["post"].get("parent_post_id"))
+    for incident in incidents:
+        post = incident["post"]
+        found["reposts"] += post.get("repost_of") is not None
+        found["comments under posts with over 10"] += replies.get(post.get("parent_post_id") or "", 0) > 10
+        found["posts with several photos"] += sum(a["kind"] == "photo" for a in post.get("attachments", [])) > 1
+        found["with a location"] += post.get("geo") is not None
+        found["written to the city directly"] += bool(post.get("direct"))
+    return found
 
 
 def collect_incidents(db: Any) -> list[dict[str, Any]]:

@@ -41,6 +41,19 @@ def test_otklik_run_accounts_for_every_demo_post_and_cleans_up(tmp_path: Path) -
     # fetched = new + dupes + skipped + quarantined, for every source
     assert all(int(f) == int(n) + int(d) + int(s) + int(b) for _, f, n, d, s, b, _ in rows)
     assert "every item accounted for (fetched = new + dupes + skip + bad): yes" in out
+    # the shapes that used to be lost at the door became incidents
+    shapes = re.search(r"real shapes: +(.+)$", out, flags=re.M)
+    assert shapes, out
+    counts = dict(re.findall(r"([a-z0-9 ]+?) (\d+)(?:, |$)", shapes.group(1)))
+    assert set(counts) == {
+        "reposts",
+        "comments under posts with over 10",
+        "posts with several photos",
+        "with a location",
+        "written to the city directly",
+    }, counts
+    assert all(int(n) > 0 for n in counts.values()), counts
+    assert re.search(r"Edits kept on their incidents: +[1-9]", out)
     assert "Source errors" not in out
     assert re.search(r"Ingest, second run: 0 new, 2 already published", out)
     assert re.search(r"webhook sink received\s+[1-9]", out)

@@ -7,18 +7,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1, PostFetchedV1
 from shared.domain.lifecycle import transition
 from shared.domain.models import (
     Channel,
     Classification,
-    Department,
     Incident,
     IncidentStatus,
     Post,
     Priority,
-    RoutingRule,
 )
 from shared.services import grouping
 from shared.services.classify import ClassifyService
@@ -27,21 +24,12 @@ from shared.services.notify import Notifier
 from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from shared.services.threads import ThreadReplies
-from tests.builders import T0, make_post, shipped_deadlines
+from tests.builders import ROADS, ROADS_AND_DUTY_SERVICE, T0, make_post, shipped_deadlines
 from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, NoCandidates, RecordingSender
 
 S = IncidentStatus
 DEADLINES = shipped_deadlines()
-ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
-EDDS = Department(id="edds", name="ЕДДС г. Шахты", municipality="shakhty", email="edds@shakhty.example")
-CONFIG = RoutingConfig(
-    departments=(ROADS, EDDS),
-    rules=(
-        RoutingRule(category="roads", departments=("roads",)),
-        RoutingRule(municipality="shakhty", priority=Priority.CRITICAL, departments=("roads", "edds")),
-    ),
-    fallback="roads",
-)
+CONFIG = ROADS_AND_DUTY_SERVICE
 
 POTHOLE = "На ул. Ленина, 102 огромная яма на дороге, машины пробивают колёса, засыпьте яму!"
 POTHOLE_AGAIN = "Ленина 102 — яма на дороге так и не засыпана, колёса пробиваем каждый день"

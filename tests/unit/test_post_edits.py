@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from shared.config import RoutingConfig
 from shared.contracts import IncidentClassifiedV1, PostFetchedV1
 from shared.domain.edits import (
     EDITED,
@@ -24,13 +23,11 @@ from shared.domain.models import (
     Attachment,
     Channel,
     Classification,
-    Department,
     Geo,
     Incident,
     IncidentStatus,
     Post,
     Priority,
-    RoutingRule,
     StatusChange,
 )
 from shared.ports import Delivery
@@ -40,21 +37,12 @@ from shared.services.notify import Notifier
 from shared.services.route import RouteService
 from shared.services.routing import RuleDirectory
 from shared.services.texts import incident_email
-from tests.builders import T0, make_incident, make_post, shipped_deadlines
+from tests.builders import EDDS, ROADS_AND_DUTY_SERVICE, T0, make_incident, make_post, shipped_deadlines
 from tests.fakes import MemoryIncidents, MemoryNotifications, MemoryPublisher, RecordingSender
 
 S = IncidentStatus
 DEADLINES = shipped_deadlines()
-ROADS = Department(id="roads", name="Отдел дорог г. Шахты", categories=("roads",), email="roads@shakhty.example")
-EDDS = Department(id="edds", name="ЕДДС г. Шахты", municipality="shakhty", email="edds@shakhty.example")
-CONFIG = RoutingConfig(
-    departments=(ROADS, EDDS),
-    rules=(
-        RoutingRule(category="roads", departments=("roads",)),
-        RoutingRule(municipality="shakhty", priority=Priority.CRITICAL, departments=("roads", "edds")),
-    ),
-    fallback="roads",
-)
+CONFIG = ROADS_AND_DUTY_SERVICE
 
 CHATTER = "Доброе утро, Шахты! Хорошего всем дня"
 POTHOLE = "На ул. Ленина, 102 огромная яма на дороге, машины пробивают колёса, засыпьте яму!"
