@@ -39,7 +39,6 @@ from shared.domain.models import (
     Post,
     Priority,
     Report,
-    StatusChange,
 )
 from shared.ports import Clock, DepartmentDirectory, GroupCandidates, IncidentRepository
 from shared.services.grouping import (
@@ -185,24 +184,6 @@ class PostGrouper:
         if merged is None or merged.status is not S.MERGED:
             return None
         return self.attach(merged)
-
-    def merged_incident(
-        self, post: Post, classification: Classification, decision: Decision, now: datetime
-    ) -> Incident:
-        assert decision.incident_id is not None
-        return Incident(
-            id=post.incident_id,
-            post=post,
-            classification=classification,
-            status=S.MERGED,
-            status_history=(
-                StatusChange(status=S.NEW, at=now, actor=ACTOR),
-                StatusChange(status=S.MERGED, at=now, actor=ACTOR, note=decision.reason[:500]),
-            ),
-            created_at=now,
-            updated_at=now,
-            merged_into=decision.incident_id,
-        )
 
     def attach(self, merged: Incident) -> Grouped:
         """Add ``merged``'s post to the incident it was grouped into (idempotent: a replay adds nothing), with the
